@@ -1,0 +1,641 @@
+"""Cassettes: recorded Realtime sessions, their YAML format (version 1), and safe load/save.
+
+Theory of operation
+-------------------
+A cassette holds one or more *sessions*, one per WebSocket connection. A session is the list of
+events both sides sent, each with its direction and its time offset from connect.
+
+On disk the bulk of a recording is runs of deltas and audio chunks, and YAML load time follows the
+node count, not the bytes. So a run collapses into one *entry*:
+
+* a ``text`` entry holds a run of text deltas (transcript, text, function arguments) as the joined
+  text plus the split points, the time gaps and the event ids, each packed in a single string;
+* an ``audio`` entry holds a run of audio chunks (server audio deltas or client appends) as a range
+  of a WAV sidecar file next to the cassette, with the chunk sizes packed the same way.
+
+Entries carry absolute offsets (``at``), so a run may span events of other entries (a client keeps
+streaming microphone audio while the server speaks). Loading merges all entries by offset, ties
+keeping file order; saving first makes offsets strictly increasing (by a microsecond where two
+collide), so ``load(save(c))`` gives back exactly the events of ``c``.
+
+Invariants: a loaded cassette is immutable and shared by every connection that replays it; audio is
+read from the sidecars only when an event is first sent (client audio is never needed, only its
+length); every server event has an ``event_id`` (hand-written cassettes get deterministic ones).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import yaml
+
+from . import audio as _audio
+from .errors import CassetteFormatError
+from .events import AUDIO_APPEND, AUDIO_DELTA_TYPES, DIALECTS, TEXT_DELTA_TYPES, Direction
+
+FORMAT_VERSION = 1
+
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+_COMPACT = (",", ":")
+
+
+class Sidecar:
+    """A WAV file next to a cassette, read on first use and then kept."""
+
+    __slots__ = ("path", "_format", "_data")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._format: _audio.AudioFormat | None = None
+        self._data: bytes | None = None
+
+    def _read(self) -> None:
+        with open(self.path, "rb") as f:
+            self._format, self._data = _audio.parse_wav(f.read())
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            self._read()
+        return self._data  # type: ignore[return-value]
+
+    @property
+    def format(self) -> _audio.AudioFormat:
+        if self._format is None:
+            self._read()
+        return self._format  # type: ignore[return-value]
+
+
+class RecordedEvent:
+    """One event of a recording. The JSON is built on first use for events stored in a sidecar."""
+
+    __slots__ = ("direction", "offset_us", "type", "audio_bytes", "_event", "_lazy", "_text")
+
+    def __init__(
+        self,
+        direction: Direction,
+        offset_us: int,
+        event: dict[str, Any] | None,
+        *,
+        type: str | None = None,
+        audio_bytes: int = 0,
+        lazy: tuple[Any, ...] | None = None,
+    ) -> None:
+        self.direction = direction
+        self.offset_us = offset_us
+        self._event = event
+        self._lazy = lazy
+        self._text: str | None = None
+        self.type: str = type if type is not None else event["type"]  # type: ignore[index]
+        self.audio_bytes = audio_bytes
+
+    @classmethod
+    def make(cls, direction: Direction | str, offset_ms: float, event: dict[str, Any]) -> RecordedEvent:
+        """An event as seen on the wire (audio inline), e.g. from a recorder or a test."""
+        direction = Direction(direction)
+        n = 0
+        if event.get("type") == AUDIO_APPEND and isinstance(event.get("audio"), str):
+            n = _audio.b64_decoded_len(event["audio"])
+        elif event.get("type") in AUDIO_DELTA_TYPES and isinstance(event.get("delta"), str):
+            n = _audio.b64_decoded_len(event["delta"])
+        return cls(direction, round(offset_ms * 1000), event, audio_bytes=n)
+
+    @property
+    def offset_ms(self) -> float:
+        return self.offset_us / 1000.0
+
+    @property
+    def event(self) -> dict[str, Any]:
+        if self._event is None:
+            sidecar, start, end, field, template, event_id = self._lazy  # type: ignore[misc]
+            chunk = base64.b64encode(sidecar.data[start:end]).decode("ascii")
+            ev: dict[str, Any] = {"type": self.type}
+            if event_id is not None:
+                ev["event_id"] = event_id
+            ev.update(template)
+            ev[field] = chunk
+            self._event = ev
+        return self._event
+
+    @property
+    def text(self) -> str:
+        """The event serialised as it goes on the wire; computed once, shared by all replays."""
+        if self._text is None:
+            self._text = json.dumps(self.event, separators=_COMPACT, ensure_ascii=False)
+        return self._text
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A top-level field, without building a lazy audio event when the field is not the audio."""
+        if self._event is None and key not in ("delta", "audio"):
+            if key == "event_id":
+                return self._lazy[5]  # type: ignore[index]
+            return self._lazy[4].get(key, default)  # type: ignore[index]
+        return self.event.get(key, default)
+
+    def __repr__(self) -> str:
+        return f"<RecordedEvent {self.direction.value} {self.offset_ms:.3f}ms {self.type}>"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Close:
+    """How a session ended: who closed, with which code and reason (``error`` for a fault)."""
+
+    by: str
+    code: int | None = None
+    reason: str | None = None
+    error: str | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class Handshake:
+    path: str = "/v1/realtime"
+    query: dict[str, str] = dataclasses.field(default_factory=dict)
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    subprotocols: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(slots=True)
+class Session:
+    events: list[RecordedEvent]
+    close: Close | None = None
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class Cassette:
+    name: str
+    dialect: str
+    sessions: list[Session]
+    model: str | None = None
+    handshake: Handshake = dataclasses.field(default_factory=Handshake)
+    description: str = ""
+    matching: dict[str, Any] = dataclasses.field(default_factory=dict)
+    path: str | None = None
+    #: Replay plans built from the sessions, cached here so all connections share them.
+    plans: dict[int, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+    @property
+    def label(self) -> str:
+        return self.path or self.name
+
+
+# --------------------------------------------------------------------------------------------
+# loading
+
+
+def _schema_validator() -> jsonschema.protocols.Validator:
+    global _VALIDATOR
+    if _VALIDATOR is None:
+        text = resources.files("mockrealtime").joinpath("schemas/cassette.schema.json").read_text()
+        schema = json.loads(text)
+        cls = jsonschema.validators.validator_for(schema)
+        _VALIDATOR = cls(schema)
+    return _VALIDATOR
+
+
+_VALIDATOR: jsonschema.protocols.Validator | None = None
+_CACHE: dict[str, tuple[tuple[int, int], Cassette]] = {}
+
+
+def json_path(parts: Iterable[str | int]) -> str:
+    out = "$"
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else f".{p}"
+    return out
+
+
+def _numbers(text: str | None) -> list[float]:
+    return [float(x) for x in text.split()] if text else []
+
+
+def _ints(text: str | None) -> list[int]:
+    return [int(x) for x in text.split()] if text else []
+
+
+def _event_ids(text: str | None, n: int) -> list[str | None]:
+    if text is None:
+        return [None] * n
+    return [None if x == "-" else x for x in text.split()]
+
+
+def _synthetic_event_id(name: str, session: int, index: int) -> str:
+    digest = hashlib.blake2b(f"{name}/{session}/{index}".encode(), digest_size=16).hexdigest()
+    return "event_" + digest[:21]
+
+
+def cassette_name(path: str) -> str:
+    """The name a cassette answers to: its file stem without a ``.ga``/``.beta`` dialect suffix."""
+    stem = os.path.basename(path)
+    for ext in (".yaml", ".yml"):
+        if stem.endswith(ext):
+            stem = stem[: -len(ext)]
+    for dialect in DIALECTS:
+        if stem.endswith("." + dialect):
+            stem = stem[: -len(dialect) - 1]
+    return stem
+
+
+def load(path: str) -> Cassette:
+    """Load a cassette file, cached until the file changes; CassetteFormatError names the problem."""
+    path = os.path.abspath(path)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise CassetteFormatError(path, "$", f"cannot read: {exc.strerror}") from None
+    key = (st.st_mtime_ns, st.st_size)
+    hit = _CACHE.get(path)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    cassette = loads(text, path)
+    _CACHE[path] = (key, cassette)
+    return cassette
+
+
+def loads(text: str, path: str = "<string>") -> Cassette:
+    """Parse cassette text; ``path`` names the file in errors and locates audio sidecars."""
+    try:
+        doc = yaml.load(text, Loader=_SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise CassetteFormatError(path, "$", f"not valid YAML{where}: {exc}") from None
+    if not isinstance(doc, dict):
+        raise CassetteFormatError(path, "$", "a cassette is a mapping with version, dialect and sessions")
+    version = doc.get("version")
+    if version != FORMAT_VERSION:
+        raise CassetteFormatError(
+            path,
+            "$.version",
+            f"unsupported cassette version {version!r}; this mockrealtime reads version {FORMAT_VERSION}",
+        )
+    errors = sorted(_schema_validator().iter_errors(doc), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        err = errors[-1]  # deepest: the most specific place
+        raise CassetteFormatError(path, json_path(err.absolute_path), err.message)
+    name = cassette_name(path)
+    handshake = Handshake(**doc.get("handshake") or {})
+    base = os.path.dirname(os.path.abspath(path)) if path != "<string>" else os.getcwd()
+    sidecars: dict[str, Sidecar] = {}
+    sessions = []
+    for s_index, raw in enumerate(doc["sessions"]):
+        events = _expand(raw["events"], path, base, sidecars, ("sessions", s_index, "events"))
+        for i, ev in enumerate(events):
+            if ev.direction is Direction.SERVER:
+                _ensure_event_id(ev, name, s_index, i)
+        close = raw.get("close")
+        sessions.append(Session(events, Close(close["by"], close.get("code"), close.get("reason"), close.get("error")) if close else None))
+    return Cassette(
+        name=name,
+        dialect=doc["dialect"],
+        sessions=sessions,
+        model=doc.get("model"),
+        handshake=handshake,
+        description=_leading_comment(text),
+        matching=doc.get("matching") or {},
+        path=path,
+    )
+
+
+def _ensure_event_id(ev: RecordedEvent, name: str, s_index: int, index: int) -> None:
+    """Hand-written cassettes may leave out server event ids; every client expects one."""
+    if ev._event is not None:
+        if "event_id" not in ev._event:
+            ev._event = {"type": ev.type, "event_id": _synthetic_event_id(name, s_index, index), **ev._event}
+    elif ev._lazy[5] is None:  # type: ignore[index]
+        ev._lazy = (*ev._lazy[:5], _synthetic_event_id(name, s_index, index))  # type: ignore[index]
+
+
+def _leading_comment(text: str) -> str:
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line[1:].strip() if not line.startswith("# ") else line[2:])
+    return "\n".join(lines).strip()
+
+
+def _expand(
+    entries: list[dict[str, Any]],
+    path: str,
+    base: str,
+    sidecars: dict[str, Sidecar],
+    where: tuple[str | int, ...],
+) -> list[RecordedEvent]:
+    keyed: list[tuple[int, int, RecordedEvent]] = []
+    seq = 0
+    for e_index, entry in enumerate(entries):
+        at_us = round(entry["at"] * 1000)
+        here = (*where, e_index)
+        for kind in ("server", "client"):
+            event = entry.get(kind)
+            if event is not None:
+                keyed.append((at_us, seq, RecordedEvent.make(Direction(kind), at_us / 1000, event)))
+                seq += 1
+        run = entry.get("text")
+        if run is not None:
+            for ev in _expand_text(run, at_us, path, (*here, "text")):
+                keyed.append((ev.offset_us, seq, ev))
+                seq += 1
+        run = entry.get("audio")
+        if run is not None:
+            for ev in _expand_audio(run, at_us, path, base, sidecars, (*here, "audio")):
+                keyed.append((ev.offset_us, seq, ev))
+                seq += 1
+    keyed.sort(key=lambda k: (k[0], k[1]))
+    return [k[2] for k in keyed]
+
+
+def _offsets(run: dict[str, Any], at_us: int, n: int, path: str, where: tuple[str | int, ...]) -> list[int]:
+    gaps = _numbers(run.get("dt"))
+    if gaps and len(gaps) != n - 1:
+        raise CassetteFormatError(path, json_path((*where, "dt")), f"{len(gaps)} gaps for {n} events (need {n - 1})")
+    out = [at_us]
+    t = float(at_us)
+    for g in gaps or [0.0] * (n - 1):
+        t += g * 1000
+        out.append(round(t))
+    return out
+
+
+def _check_ids(ids: list[str | None], n: int, path: str, where: tuple[str | int, ...]) -> None:
+    if len(ids) != n:
+        raise CassetteFormatError(path, json_path((*where, "event_ids")), f"{len(ids)} event ids for {n} events")
+
+
+def _expand_text(run: dict[str, Any], at_us: int, path: str, where: tuple[str | int, ...]) -> Iterator[RecordedEvent]:
+    etype = run["type"]
+    if etype not in TEXT_DELTA_TYPES:
+        raise CassetteFormatError(path, json_path((*where, "type")), f"{etype!r} is not a text delta event type")
+    delta: str = run["delta"]
+    parts = _ints(run["parts"])
+    if sum(parts) != len(delta):
+        raise CassetteFormatError(
+            path, json_path((*where, "parts")), f"parts add up to {sum(parts)} characters but delta has {len(delta)}"
+        )
+    n = len(parts)
+    ids = _event_ids(run.get("event_ids"), n)
+    _check_ids(ids, n, path, where)
+    offsets = _offsets(run, at_us, n, path, where)
+    template = run.get("with") or {}
+    pos = 0
+    for i, size in enumerate(parts):
+        ev: dict[str, Any] = {"type": etype}
+        if ids[i] is not None:
+            ev["event_id"] = ids[i]
+        ev.update(template)
+        ev["delta"] = delta[pos : pos + size]
+        pos += size
+        yield RecordedEvent(Direction.SERVER, offsets[i], ev)
+
+
+def _expand_audio(
+    run: dict[str, Any],
+    at_us: int,
+    path: str,
+    base: str,
+    sidecars: dict[str, Sidecar],
+    where: tuple[str | int, ...],
+) -> Iterator[RecordedEvent]:
+    etype = run["type"]
+    if etype == AUDIO_APPEND:
+        direction, field = Direction.CLIENT, "audio"
+    elif etype in AUDIO_DELTA_TYPES:
+        direction, field = Direction.SERVER, "delta"
+    else:
+        raise CassetteFormatError(path, json_path((*where, "type")), f"{etype!r} is not an audio event type")
+    file = run["file"]
+    full = os.path.normpath(os.path.join(base, file))
+    if os.path.dirname(full) != os.path.normpath(base):
+        raise CassetteFormatError(path, json_path((*where, "file")), "an audio sidecar must sit next to its cassette")
+    if not os.path.isfile(full):
+        raise CassetteFormatError(path, json_path((*where, "file")), f"audio sidecar {file!r} is missing")
+    sidecar = sidecars.get(full)
+    if sidecar is None:
+        sidecar = sidecars[full] = Sidecar(full)
+    fmt = _audio.FORMATS[run["format"]]
+    chunks = _ints(run["chunk_bytes"])
+    n = len(chunks)
+    ids = _event_ids(run.get("event_ids"), n)
+    _check_ids(ids, n, path, where)
+    offsets = _offsets(run, at_us, n, path, where)
+    end = run["offset"] + sum(chunks)
+    try:
+        if sidecar.format is not fmt:
+            raise CassetteFormatError(path, json_path((*where, "format")), f"{file} holds {sidecar.format.name}, not {fmt.name}")
+        size = len(sidecar.data)
+    except ValueError as exc:
+        raise CassetteFormatError(path, json_path((*where, "file")), f"{file}: {exc}") from None
+    if end > size:
+        raise CassetteFormatError(path, json_path((*where, "chunk_bytes")), f"chunks end at byte {end} but {file} holds {size} bytes")
+    template = run.get("with") or {}
+    pos = run["offset"]
+    for i, n_bytes in enumerate(chunks):
+        lazy = (sidecar, pos, pos + n_bytes, field, template, ids[i])
+        yield RecordedEvent(direction, offsets[i], None, type=etype, audio_bytes=n_bytes, lazy=lazy)
+        pos += n_bytes
+
+
+# --------------------------------------------------------------------------------------------
+# saving
+
+
+def _ms(us: int) -> int | float:
+    return us // 1000 if us % 1000 == 0 else round(us / 1000, 3)
+
+
+def _strictly_increasing(events: list[RecordedEvent]) -> list[int]:
+    out, last = [], -1
+    for ev in events:
+        t = max(ev.offset_us, last + 1)
+        out.append(t)
+        last = t
+    return out
+
+
+def _canonical_b64(value: Any) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        return None
+    return raw if base64.b64encode(raw).decode("ascii") == value else None
+
+
+class _Run:
+    __slots__ = ("kind", "type", "template", "offsets", "ids", "pieces", "fmt", "direction")
+
+    def __init__(self, kind: str, etype: str, template: dict[str, Any], fmt: _audio.AudioFormat | None, direction: Direction):
+        self.kind, self.type, self.template, self.fmt, self.direction = kind, etype, template, fmt, direction
+        self.offsets: list[int] = []
+        self.ids: list[str | None] = []
+        self.pieces: list[Any] = []
+
+
+def _collapse(session: Session, offsets: list[int]) -> list[Any]:
+    """Entries in file order: (offset_us, "client"|"server", event) tuples or _Run objects."""
+    items: list[Any] = []
+    open_runs: dict[Any, _Run] = {}
+    in_fmt, out_fmt = _audio.PCM16, _audio.PCM16
+
+    def close(direction: Direction | None) -> None:
+        for key in [k for k, r in open_runs.items() if direction is None or r.direction is direction]:
+            del open_runs[key]
+
+    for ev, t in zip(session.events, offsets):
+        data = ev.event
+        etype = ev.type
+        if ev.direction is Direction.SERVER and etype in ("session.created", "session.updated"):
+            i, o = _audio.session_formats(data.get("session") or {})
+            in_fmt, out_fmt = i or in_fmt, o or out_fmt
+        kind, payload_field, fmt = None, None, None
+        if etype in TEXT_DELTA_TYPES and ev.direction is Direction.SERVER and isinstance(data.get("delta"), str):
+            kind, payload_field = "text", "delta"
+        elif etype in AUDIO_DELTA_TYPES and ev.direction is Direction.SERVER:
+            kind, payload_field, fmt = "audio", "delta", out_fmt
+        elif etype == AUDIO_APPEND and ev.direction is Direction.CLIENT:
+            kind, payload_field, fmt = "audio", "audio", in_fmt
+        piece: Any = None
+        if kind == "text":
+            piece = data["delta"]
+        elif kind == "audio":
+            piece = _canonical_b64(data.get(payload_field))
+            if piece is None:
+                kind = None
+        if kind is None:
+            # A plain event ends the runs it could belong between: keeps the file readable.
+            close(ev.direction)
+            items.append((t, ev.direction.value, data))
+            continue
+        template = {k: v for k, v in data.items() if k not in ("type", "event_id", payload_field)}
+        key = (kind, etype, fmt.name if fmt else None, json.dumps(template, sort_keys=True))
+        run = open_runs.get(key)
+        if run is None:
+            run = open_runs[key] = _Run(kind, etype, template, fmt, ev.direction)
+            items.append(run)
+        run.offsets.append(t)
+        run.ids.append(data.get("event_id"))
+        run.pieces.append(piece)
+    return items
+
+
+def _packed(values: Iterable[Any]) -> str:
+    return " ".join(str(v) for v in values)
+
+
+def _gaps(offsets: list[int]) -> str:
+    return _packed(_ms(b - a) for a, b in zip(offsets, offsets[1:]))
+
+
+def to_document(cassette: Cassette, stem: str) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The YAML document of a cassette and the sidecar files it refers to (name -> WAV bytes)."""
+    sidecar_data: dict[str, tuple[_audio.AudioFormat, bytearray]] = {}
+    sessions_out = []
+    for s_index, session in enumerate(cassette.sessions):
+        offsets = _strictly_increasing(session.events)
+        entries = []
+        for item in _collapse(session, offsets):
+            if isinstance(item, tuple):
+                t, kind, data = item
+                entries.append({"at": _ms(t), kind: data})
+                continue
+            run: _Run = item
+            if len(run.pieces) == 1:
+                # a run of one reads better as the event itself
+                ev = {"type": run.type}
+                if run.ids[0] is not None:
+                    ev["event_id"] = run.ids[0]
+                ev.update(run.template)
+                ev["delta" if run.type != AUDIO_APPEND else "audio"] = (
+                    run.pieces[0] if run.kind == "text" else base64.b64encode(run.pieces[0]).decode("ascii")
+                )
+                entries.append({"at": _ms(run.offsets[0]), run.direction.value: ev})
+                continue
+            body: dict[str, Any] = {"type": run.type}
+            if run.template:
+                body["with"] = run.template
+            if run.kind == "text":
+                body["delta"] = "".join(run.pieces)
+                body["parts"] = _packed(len(p) for p in run.pieces)
+            else:
+                assert run.fmt is not None
+                file = f"{stem}.s{s_index}.{run.direction.value}.{run.fmt.name}.wav"
+                fmt, buf = sidecar_data.setdefault(file, (run.fmt, bytearray()))
+                body["format"] = run.fmt.name
+                body["file"] = file
+                body["offset"] = len(buf)
+                body["chunk_bytes"] = _packed(len(p) for p in run.pieces)
+                total = sum(len(p) for p in run.pieces)
+                body["audio_ms"] = round(run.fmt.duration_ms(total), 3)
+                for p in run.pieces:
+                    buf += p
+            body["dt"] = _gaps(run.offsets)
+            if any(i is not None for i in run.ids):
+                body["event_ids"] = _packed("-" if i is None else i for i in run.ids)
+            entries.append({"at": _ms(run.offsets[0]), run.kind: body})
+        out: dict[str, Any] = {"events": entries}
+        if session.close is not None:
+            c = session.close
+            out["close"] = {"by": c.by, "code": c.code, "reason": c.reason}
+            if c.error:
+                out["close"]["error"] = c.error
+        sessions_out.append(out)
+    doc: dict[str, Any] = {"version": FORMAT_VERSION, "dialect": cassette.dialect, "model": cassette.model}
+    hs = cassette.handshake
+    doc["handshake"] = {"path": hs.path, "query": dict(hs.query), "headers": dict(hs.headers)}
+    if hs.subprotocols:
+        doc["handshake"]["subprotocols"] = list(hs.subprotocols)
+    if cassette.matching:
+        doc["matching"] = cassette.matching
+    doc["sessions"] = sessions_out
+    files = {name: _audio.wav_bytes(fmt, bytes(buf)) for name, (fmt, buf) in sidecar_data.items()}
+    return doc, files
+
+
+def dumps_document(doc: dict[str, Any], description: str = "") -> str:
+    header = "".join(f"# {line}".rstrip() + "\n" for line in description.strip().splitlines()) if description else ""
+    body = yaml.dump(doc, Dumper=_SafeDumper, sort_keys=False, allow_unicode=True, width=1_000_000, default_flow_style=False)
+    return header + body
+
+
+_SIDECAR_RE = r"\.s\d+\.(client|server)\.(pcm16|g711_ulaw|g711_alaw)\.wav$"
+
+
+def save(cassette: Cassette, path: str) -> list[str]:
+    """Write a cassette and its sidecars atomically; returns the files written.
+
+    Sidecars go first and the YAML last, so the YAML on disk never names audio that is not there;
+    sidecars of an earlier version of the same cassette that are no longer named are removed.
+    """
+    path = os.path.abspath(path)
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    stem = os.path.basename(path)
+    for ext in (".yaml", ".yml"):
+        if stem.endswith(ext):
+            stem = stem[: -len(ext)]
+    doc, files = to_document(cassette, stem)
+    written = []
+    for name, blob in files.items():
+        _audio.write_atomic(os.path.join(directory, name), blob)
+        written.append(os.path.join(directory, name))
+    _audio.write_atomic(path, dumps_document(doc, cassette.description).encode("utf-8"))
+    written.append(path)
+    pattern = re.compile(re.escape(stem) + _SIDECAR_RE)
+    for entry in os.listdir(directory):
+        if pattern.match(entry) and entry not in files:
+            os.unlink(os.path.join(directory, entry))
+    _CACHE.pop(path, None)
+    return written

@@ -1,0 +1,55 @@
+"""Every exception mockrealtime raises, under one base.
+
+::
+
+    MockRealtimeError
+    ├── CassetteError
+    │   ├── CassetteFormatError      a cassette file is broken (names the file and the JSON path)
+    │   └── CassetteNotFoundError    no cassette by that name (lists what is available)
+    ├── ConfigError                  a bad option, flag or environment variable
+    └── DivergenceError (also an AssertionError)
+                                     the live client departed from the recording; raised by the
+                                     test-facing layers, carries the near-miss report
+
+Core modules raise these and never touch a socket; the I/O layers turn them into HTTP answers,
+``error`` events or test failures.
+"""
+
+from __future__ import annotations
+
+
+class MockRealtimeError(Exception):
+    """Base of every mockrealtime error."""
+
+
+class CassetteError(MockRealtimeError):
+    """A cassette cannot be used."""
+
+
+class CassetteFormatError(CassetteError):
+    """A cassette file does not follow the format; says which file and where in it."""
+
+    def __init__(self, file: str, json_path: str, message: str) -> None:
+        self.file = file
+        self.json_path = json_path
+        self.message = message
+        super().__init__(f"{file}: {json_path}: {message}")
+
+
+class CassetteNotFoundError(CassetteError):
+    """No cassette answers to a name."""
+
+    def __init__(self, name: str, available: list[str], detail: str = "") -> None:
+        self.name = name
+        self.available = available
+        listing = ", ".join(available) if available else "(none)"
+        extra = f" ({detail})" if detail else ""
+        super().__init__(f"no cassette named {name!r}{extra}; available: {listing}")
+
+
+class ConfigError(MockRealtimeError):
+    """An option, flag or environment variable has a value mockrealtime cannot use."""
+
+
+class DivergenceError(MockRealtimeError, AssertionError):
+    """The live client departed from the recording (raised where a test should fail)."""
