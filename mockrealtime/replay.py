@@ -1,0 +1,471 @@
+"""The replay engine: live client events in; timed server events, divergences and a journal out.
+
+Theory of operation
+-------------------
+A recorded session becomes a *plan*: a list of gates, each holding the server events it releases.
+
+* The ``connect`` gate releases what the server sent before the first client event
+  (``session.created``) as soon as the connection opens.
+* A ``cue`` gate is a recorded client event other than an audio append. A live client event that
+  matches the next cue releases the server events that followed that cue in the recording.
+* An ``audio`` gate is a server-VAD event (``speech_started``, ``speech_stopped``,
+  ``timeout_triggered``). It opens when the live client's appended audio reaches the position the
+  recording shows (``audio_start_ms`` / ``audio_end_ms``), and releases the VAD event and what
+  followed it (commit, transcription, the response server VAD created).
+
+Appends are never cues: they only move the audio clock, by duration (not count, not bytes).
+Gates are consumed in order. A client event that matches a cue lying beyond pending audio gates
+opens those gates first: the client has moved on, as the recording shows it did.
+
+Released events are scheduled at ``now + recorded delay * pace`` (pace 0: at once) and never before
+an event released earlier, so the wire order is the recorded order. The engine never sleeps: the
+I/O layer asks for ``next_deadline()`` and takes ``pop_due(now_ms)``.
+
+Ids the client chose are echoed: a client ``item.id`` replaces the recorded item id everywhere it
+appears, ``response.metadata`` from ``response.create`` goes into that response's ``created`` and
+``done`` events, and an ``error`` caused by a cue carries the live client's ``event_id``.
+
+A client event that matches no expected cue is a *divergence*: it gets an ``error`` event
+(``invalid_request_error``, code ``cassette_mismatch``), the session stays open and waits for the
+same cue again, and a near-miss record goes to ``divergences``.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any
+
+from . import audio as _audio
+from .cassette import Cassette, RecordedEvent
+from .events import AUDIO_APPEND, ID_KEYS, VAD_POSITION_FIELD, Direction
+from .matching import FieldDiff, Matcher
+
+_COMPACT = (",", ":")
+MISMATCH_CODE = "cassette_mismatch"
+
+
+@dataclasses.dataclass(slots=True)
+class Gate:
+    kind: str  # "connect" | "cue" | "audio"
+    at_us: int  # recorded time the gate opened
+    index: int = -1  # event index of the cue or VAD event in the session (-1 for connect)
+    cue: RecordedEvent | None = None
+    audio_ms: float = 0.0  # audio gates: live audio position that opens it
+    sends: list[tuple[int, RecordedEvent]] = dataclasses.field(default_factory=list)  # (event index, event)
+
+
+@dataclasses.dataclass(slots=True)
+class Plan:
+    gates: list[Gate]
+    close: Any  # cassette.Close | None
+    ids: dict[int, frozenset[str]]  # event index -> id strings it carries
+
+
+def build_plan(cassette: Cassette, session_index: int) -> Plan:
+    """The gates of one recorded session; cached on the cassette, shared by all connections."""
+    cached = cassette.plans.get(session_index)
+    if cached is not None:
+        return cached
+    session = cassette.sessions[session_index]
+    gates = [Gate("connect", 0)]
+    ids: dict[int, frozenset[str]] = {}
+    position_ms = 0.0
+    in_fmt = _audio.PCM16
+    for index, ev in enumerate(session.events):
+        if ev.direction is Direction.CLIENT:
+            if ev.type == AUDIO_APPEND:
+                position_ms += in_fmt.duration_ms(ev.audio_bytes)
+            else:
+                gates.append(Gate("cue", ev.offset_us, index, cue=ev, audio_ms=position_ms))
+            continue
+        if ev.type in ("session.created", "session.updated"):
+            fmt, _ = _audio.session_formats(ev.event.get("session") or {})
+            in_fmt = fmt or in_fmt
+        field = VAD_POSITION_FIELD.get(ev.type)
+        if field is not None and position_ms > 0:
+            stated = ev.get(field)
+            threshold = min(stated, position_ms) if isinstance(stated, (int, float)) else position_ms
+            gates.append(Gate("audio", ev.offset_us, index, audio_ms=float(threshold)))
+        gates[-1].sends.append((index, ev))
+        found = _ids_of(ev)
+        if found:
+            ids[index] = found
+    plan = Plan(gates, session.close, ids)
+    cassette.plans[session_index] = plan
+    return plan
+
+
+def _ids_of(ev: RecordedEvent) -> frozenset[str]:
+    if ev._event is None:  # lazy audio: ids live in the template
+        return frozenset(v for k, v in ev._lazy[4].items() if k in ID_KEYS and isinstance(v, str))  # type: ignore[index]
+    found: set[str] = set()
+    _collect_ids(ev.event, found)
+    return frozenset(found)
+
+
+def _collect_ids(value: Any, found: set[str]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k in ID_KEYS and isinstance(v, str):
+                found.add(v)
+            elif isinstance(v, (dict, list)):
+                _collect_ids(v, found)
+    elif isinstance(value, list):
+        for v in value:
+            _collect_ids(v, found)
+
+
+def _replace_ids(value: Any, mapping: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: (mapping.get(v, v) if k in ID_KEYS and isinstance(v, str) else _replace_ids(v, mapping))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_replace_ids(v, mapping) for v in value]
+    return value
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CloseFrame:
+    """The recording shows the server closing here."""
+
+    code: int
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Divergence:
+    """A near-miss: what the recording expected next and what the live client sent instead."""
+
+    cassette: str
+    session: int
+    event_index: int | None  # index of the expected client event in the session, None past the end
+    expected: dict[str, Any] | None
+    received: dict[str, Any]
+    differences: tuple[FieldDiff, ...]
+    closest_index: int | None = None  # a later recorded client event that would have matched
+
+    @property
+    def summary(self) -> str:
+        got = self.received.get("type")
+        where = f"cassette {self.cassette!r}, session {self.session}"
+        if self.expected is None:
+            return f"received {got!r} but the recording has no more client events ({where})"
+        text = f"expected {self.expected.get('type')!r} ({where}, event {self.event_index}), received {got!r}"
+        shown = [d for d in self.differences if d.matched_on] or list(self.differences)
+        if shown and self.expected.get("type") == got:
+            text += "; differing: " + "; ".join(
+                f"{d.path}: expected {_brief(d.expected)}, received {_brief(d.received)}" for d in shown[:4]
+            )
+        if self.closest_index is not None:
+            text += f"; it would match the recorded event {self.closest_index} further on"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cassette": self.cassette,
+            "session": self.session,
+            "event_index": self.event_index,
+            "expected": self.expected,
+            "received": self.received,
+            "differences": [dataclasses.asdict(d) for d in self.differences],
+            "closest_index": self.closest_index,
+            "summary": self.summary,
+        }
+
+
+def _brief(value: Any) -> str:
+    text = value if isinstance(value, str) and value == "<absent>" else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def strip_audio(event: dict[str, Any]) -> dict[str, Any]:
+    """A client event as the journal keeps it: audio payloads replaced by their decoded length."""
+    if event.get("type") == AUDIO_APPEND and isinstance(event.get("audio"), str):
+        out = {k: v for k, v in event.items() if k != "audio"}
+        out["audio_bytes"] = _audio.b64_decoded_len(event["audio"])
+        return out
+    return event
+
+
+@dataclasses.dataclass(slots=True)
+class JournalEntry:
+    at_ms: float  # time since connect
+    event: dict[str, Any]  # audio replaced by "audio_bytes"
+    outcome: str  # "matched" | "audio" | "diverged" | "answered" | "rejected"
+    event_index: int | None = None  # the recorded event it matched
+
+
+class ReplaySession:
+    """One live connection replaying one recorded session. Sans-IO: the caller supplies time."""
+
+    def __init__(
+        self,
+        cassette: Cassette,
+        session_index: int = 0,
+        *,
+        pace: float = 0.0,
+        matcher: Matcher | None = None,
+        on_unmatched: Callable[[ReplaySession, dict[str, Any], float], bool] | None = None,
+    ) -> None:
+        if pace < 0:
+            raise ValueError("pace must be 0 (as fast as possible) or more")
+        self.cassette = cassette
+        self.session_index = session_index
+        self.dialect = cassette.dialect
+        self.pace = pace
+        self.matcher = matcher or Matcher.build(cassette.matching)
+        self.plan = build_plan(cassette, session_index)
+        self.on_unmatched = on_unmatched
+        self.journal: list[JournalEntry] = []
+        self.divergences: list[Divergence] = []
+        self.audio_ms = 0.0  # live audio appended this session
+        self.input_format = _audio.PCM16
+        self._next_gate = 0
+        self._queue: collections.deque[tuple[float, Any, RecordedEvent | None]] = collections.deque()
+        self._last_at = 0.0
+        self._id_map: dict[str, str] = {}
+        self._metadata: dict[str, Any] = {}  # recorded response id -> live metadata
+        self._serial = 0
+        self.closed = False
+
+    # -- input -------------------------------------------------------------------------------
+
+    def start(self, now_ms: float) -> None:
+        """The connection is open: release what the server sent before any client event."""
+        self._release(self.plan.gates[0], now_ms, None)
+        self._next_gate = 1
+        self._open_audio_gates(now_ms)
+
+    def receive(self, event: dict[str, Any], now_ms: float) -> None:
+        """A parsed, valid client event arrived."""
+        etype = event.get("type")
+        if etype == AUDIO_APPEND:
+            audio = event.get("audio")
+            if isinstance(audio, str):
+                self.audio_ms += self.input_format.duration_ms(_audio.b64_decoded_len(audio))
+            self.journal.append(JournalEntry(now_ms, strip_audio(event), "audio"))
+            self._open_audio_gates(now_ms)
+            return
+        gates = self.plan.gates
+        i = self._next_gate
+        # pending audio gates do not block a client event the recording shows after them
+        while i < len(gates) and gates[i].kind == "audio":
+            i += 1
+        if i < len(gates):
+            gate = gates[i]
+            assert gate.cue is not None
+            diffs = self.matcher.differences(gate.cue.event, event)
+            if not diffs:
+                for skipped in gates[self._next_gate : i]:
+                    self._release(skipped, now_ms, None)
+                self._release(gate, now_ms, event)
+                self._next_gate = i + 1
+                self.journal.append(JournalEntry(now_ms, strip_audio(event), "matched", gate.index))
+                self._open_audio_gates(now_ms)
+                return
+        if self.on_unmatched is not None and self.on_unmatched(self, event, now_ms):
+            self.journal.append(JournalEntry(now_ms, strip_audio(event), "answered"))
+            return
+        self._diverge(event, i, now_ms)
+
+    def reject(self, error: dict[str, Any], client_event: dict[str, Any] | None, now_ms: float) -> None:
+        """Queue an ``error`` event for a client frame that failed validation."""
+        self.send_synthesized(error, now_ms)
+        if client_event is not None:
+            self.journal.append(JournalEntry(now_ms, strip_audio(client_event), "rejected"))
+
+    def send_synthesized(self, event: dict[str, Any], now_ms: float) -> None:
+        """Queue an event the mock made up (not from the recording), after anything already queued."""
+        if "event_id" not in event:
+            event = {"type": event["type"], "event_id": self.new_event_id(), **event}
+        self._schedule(now_ms, json.dumps(event, separators=_COMPACT, ensure_ascii=False), None)
+
+    def new_event_id(self) -> str:
+        self._serial += 1
+        return f"event_MR{self._serial:019d}"
+
+    # -- output ------------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """When the next queued frame is due (ms since connect), or None if nothing is queued."""
+        return self._queue[0][0] if self._queue else None
+
+    def pop_due(self, now_ms: float) -> list[str | CloseFrame]:
+        """Frames due by ``now_ms``, in order: JSON text, or a CloseFrame."""
+        out: list[str | CloseFrame] = []
+        queue = self._queue
+        while queue and queue[0][0] <= now_ms:
+            _, frame, source = queue.popleft()
+            if source is not None and source.type in ("session.created", "session.updated"):
+                fmt, _ = _audio.session_formats(source.event.get("session") or {})
+                self.input_format = fmt or self.input_format
+            out.append(frame)
+            if isinstance(frame, CloseFrame):
+                self.closed = True
+                queue.clear()
+                break
+        return out
+
+    @property
+    def finished(self) -> bool:
+        """Every gate released and every frame sent."""
+        return self._next_gate >= len(self.plan.gates) and not self._queue
+
+    def unplayed(self) -> list[dict[str, Any]]:
+        """What the recording still held: client events never received, server events never sent."""
+        out = []
+        for gate in self.plan.gates[self._next_gate :]:
+            if gate.cue is not None:
+                out.append({"event_index": gate.index, "direction": "client", "type": gate.cue.type})
+            elif gate.kind == "audio":
+                out.append(
+                    {"event_index": gate.index, "direction": "client", "type": AUDIO_APPEND, "until_audio_ms": gate.audio_ms}
+                )
+            for index, ev in gate.sends:
+                out.append({"event_index": index, "direction": "server", "type": ev.type})
+        for _, frame, source in self._queue:
+            if source is not None:
+                out.append({"event_index": None, "direction": "server", "type": source.type})
+        return out
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _open_audio_gates(self, now_ms: float) -> None:
+        gates = self.plan.gates
+        while self._next_gate < len(gates):
+            gate = gates[self._next_gate]
+            if gate.kind != "audio" or self.audio_ms + 1e-6 < gate.audio_ms:
+                return
+            self._release(gate, now_ms, None)
+            self._next_gate += 1
+
+    def _schedule(self, at_ms: float, frame: Any, source: RecordedEvent | None) -> None:
+        at_ms = max(at_ms, self._last_at)
+        self._last_at = at_ms
+        self._queue.append((at_ms, frame, source))
+
+    def _release(self, gate: Gate, now_ms: float, live: dict[str, Any] | None) -> None:
+        cue = gate.cue
+        owner_id: Any = _NO_OWNER
+        if cue is not None and live is not None:
+            self._learn_ids(gate, cue, live)
+            owner_id = live.get("event_id")
+        base_us = gate.at_us if gate.kind != "audio" or not gate.sends else gate.sends[0][1].offset_us
+        pace = self.pace
+        recorded_cue_id = cue.get("event_id") if cue is not None else None
+        for index, ev in gate.sends:
+            at = now_ms + (ev.offset_us - base_us) / 1000.0 * pace if pace else now_ms
+            self._schedule(at, self._render(index, ev, owner_id, recorded_cue_id), ev)
+        if gate is self.plan.gates[-1] and self.plan.close is not None and self.plan.close.by == "server":
+            close = self.plan.close
+            last_us = gate.sends[-1][1].offset_us if gate.sends else base_us
+            at = now_ms + (last_us - base_us) / 1000.0 * pace
+            self._schedule(at, CloseFrame(close.code or 1000, close.reason or ""), None)
+
+    def _learn_ids(self, gate: Gate, cue: RecordedEvent, live: dict[str, Any]) -> None:
+        if cue.type == "conversation.item.create":
+            live_id = (live.get("item") or {}).get("id")
+            if isinstance(live_id, str):
+                recorded_id = (cue.event.get("item") or {}).get("id")
+                if recorded_id is None:
+                    for _, ev in gate.sends:
+                        if ev.type in ("conversation.item.created", "conversation.item.added"):
+                            recorded_id = (ev.event.get("item") or {}).get("id")
+                            break
+                if isinstance(recorded_id, str) and recorded_id != live_id:
+                    self._id_map[recorded_id] = live_id
+        elif cue.type == "response.create":
+            live_meta = (live.get("response") or {}).get("metadata")
+            recorded_meta = (cue.event.get("response") or {}).get("metadata")
+            if live_meta != recorded_meta:
+                for _, ev in gate.sends:
+                    if ev.type == "response.created":
+                        rid = (ev.event.get("response") or {}).get("id")
+                        if isinstance(rid, str):
+                            self._metadata[rid] = live_meta
+                        break
+
+    def _render(self, index: int, ev: RecordedEvent, owner_id: Any, recorded_cue_id: Any) -> str:
+        data: dict[str, Any] | None = None
+        etype = ev.type
+        if etype == "error" and owner_id is not _NO_OWNER:
+            err = ev.event.get("error") or {}
+            if err.get("event_id") in (recorded_cue_id, None) and err.get("event_id") != owner_id:
+                data = {**ev.event, "error": {**err, "event_id": owner_id}}
+        elif self._metadata and etype in ("response.created", "response.done"):
+            response = ev.event.get("response") or {}
+            rid = response.get("id")
+            if rid in self._metadata:
+                data = {**ev.event, "response": {**response, "metadata": self._metadata[rid]}}
+        if self._id_map:
+            found = self.plan.ids.get(index)
+            if found and not found.isdisjoint(self._id_map):
+                data = _replace_ids(data if data is not None else ev.event, self._id_map)
+        if data is None:
+            return ev.text
+        return json.dumps(data, separators=_COMPACT, ensure_ascii=False)
+
+    def _diverge(self, event: dict[str, Any], gate_index: int, now_ms: float) -> None:
+        gates = self.plan.gates
+        expected_gate = gates[gate_index] if gate_index < len(gates) else None
+        expected = expected_gate.cue.event if expected_gate is not None and expected_gate.cue else None
+        if expected is not None:
+            diffs = tuple(self.matcher.all_differences(expected, event)) if expected.get("type") == event.get(
+                "type"
+            ) else tuple(self.matcher.differences(expected, event))
+        else:
+            diffs = ()
+        closest = None
+        for later in gates[gate_index + 1 :]:
+            if later.cue is not None and not self.matcher.differences(later.cue.event, event):
+                closest = later.index
+                break
+        record = Divergence(
+            cassette=self.cassette.label,
+            session=self.session_index,
+            event_index=expected_gate.index if expected_gate is not None else None,
+            expected=expected,
+            received=strip_audio(event),
+            differences=diffs,
+            closest_index=closest,
+        )
+        self.divergences.append(record)
+        self.journal.append(JournalEntry(now_ms, strip_audio(event), "diverged"))
+        self.send_synthesized(
+            {
+                "type": "error",
+                "event_id": self.new_event_id(),
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": MISMATCH_CODE,
+                    "message": "mockrealtime: client event does not match the cassette: " + record.summary,
+                    "param": None,
+                    "event_id": event.get("event_id"),
+                },
+            },
+            now_ms,
+        )
+
+
+_NO_OWNER = object()
+
+
+class SessionCursor:
+    """Which recorded session the next connection to a cassette replays: in order, then again."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+
+    def take(self, cassette: Cassette) -> int:
+        key = cassette.label
+        index = self._next.get(key, 0) % len(cassette.sessions)
+        self._next[key] = index + 1
+        return index
+
+    def reset(self) -> None:
+        self._next.clear()
