@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -165,10 +166,58 @@ class Handshake:
     subprotocols: list[str] = dataclasses.field(default_factory=list)
 
 
-@dataclasses.dataclass(slots=True)
+class ClientAudioRun:
+    """A run of client appends kept as numbers: the engine needs their times and lengths only.
+
+    A 10-minute call streams 30,000 microphone chunks; building an object for each would be most
+    of the load time, so they are built only if someone asks for ``Session.events``.
+    """
+
+    __slots__ = ("offsets_us", "chunk_bytes", "sidecar", "start", "template", "event_ids")
+
+    def __init__(self, offsets_us: list[int], chunk_bytes: list[int], sidecar: Sidecar, start: int,
+                 template: dict[str, Any], event_ids: list[str | None]) -> None:
+        self.offsets_us = offsets_us
+        self.chunk_bytes = chunk_bytes
+        self.sidecar = sidecar
+        self.start = start
+        self.template = template
+        self.event_ids = event_ids
+
+    def events(self) -> list[RecordedEvent]:
+        out, pos = [], self.start
+        for t, n, event_id in zip(self.offsets_us, self.chunk_bytes, self.event_ids):
+            lazy = (self.sidecar, pos, pos + n, "audio", self.template, event_id)
+            out.append(RecordedEvent(Direction.CLIENT, t, None, type=AUDIO_APPEND, audio_bytes=n, lazy=lazy))
+            pos += n
+        return out
+
+
 class Session:
-    events: list[RecordedEvent]
-    close: Close | None = None
+    """One recorded connection: its events in wire order, and how it closed.
+
+    ``core`` holds every event but the client appends kept in ``runs``; ``events`` is the whole,
+    merged by time (built on first use when there are runs).
+    """
+
+    __slots__ = ("core", "runs", "close", "_events")
+
+    def __init__(self, events: list[RecordedEvent] | None = None, close: Close | None = None, *,
+                 runs: tuple[ClientAudioRun, ...] = ()) -> None:
+        self.core: list[RecordedEvent] = events if events is not None else []
+        self.runs = runs
+        self.close = close
+        self._events: list[RecordedEvent] | None = None if runs else self.core
+
+    @property
+    def events(self) -> list[RecordedEvent]:
+        if self._events is None:
+            keyed = [(ev.offset_us, 0, i, ev) for i, ev in enumerate(self.core)]
+            for r, run in enumerate(self.runs, 1):
+                keyed.extend((ev.offset_us, r, i, ev) for i, ev in enumerate(run.events()))
+            keyed.sort(key=lambda k: k[:3])
+            self._events = [k[3] for k in keyed]
+        return self._events
 
 
 @dataclasses.dataclass(eq=False, slots=True)
@@ -199,8 +248,21 @@ def _schema_validator() -> jsonschema.protocols.Validator:
         text = resources.files("mockrealtime").joinpath("schemas/cassette.schema.json").read_text()
         schema = json.loads(text)
         cls = jsonschema.validators.validator_for(schema)
-        _VALIDATOR = cls(schema)
+        cls.check_schema(schema)
+        # Local $refs inlined: resolving them per entry was a third of the load time.
+        _VALIDATOR = cls(_inline_refs(schema, schema.get("$defs", {})))
     return _VALIDATOR
+
+
+def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline_refs(defs[ref[len("#/$defs/") :]], defs)
+        return {k: _inline_refs(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline_refs(v, defs) for v in node]
+    return node
 
 
 _VALIDATOR: jsonschema.protocols.Validator | None = None
@@ -212,10 +274,6 @@ def json_path(parts: Iterable[str | int]) -> str:
     for p in parts:
         out += f"[{p}]" if isinstance(p, int) else f".{p}"
     return out
-
-
-def _numbers(text: str | None) -> list[float]:
-    return [float(x) for x in text.split()] if text else []
 
 
 def _ints(text: str | None) -> list[int]:
@@ -290,12 +348,13 @@ def loads(text: str, path: str = "<string>") -> Cassette:
     sidecars: dict[str, Sidecar] = {}
     sessions = []
     for s_index, raw in enumerate(doc["sessions"]):
-        events = _expand(raw["events"], path, base, sidecars, ("sessions", s_index, "events"))
-        for i, ev in enumerate(events):
+        core, runs = _expand(raw["events"], path, base, sidecars, ("sessions", s_index, "events"))
+        for i, ev in enumerate(core):
             if ev.direction is Direction.SERVER:
                 _ensure_event_id(ev, name, s_index, i)
         close = raw.get("close")
-        sessions.append(Session(events, Close(close["by"], close.get("code"), close.get("reason"), close.get("error")) if close else None))
+        ended = Close(close["by"], close.get("code"), close.get("reason"), close.get("error")) if close else None
+        sessions.append(Session(core, ended, runs=runs))
     return Cassette(
         name=name,
         dialect=doc["dialect"],
@@ -332,12 +391,12 @@ def _expand(
     base: str,
     sidecars: dict[str, Sidecar],
     where: tuple[str | int, ...],
-) -> list[RecordedEvent]:
+) -> tuple[list[RecordedEvent], tuple[ClientAudioRun, ...]]:
     keyed: list[tuple[int, int, RecordedEvent]] = []
+    runs: list[ClientAudioRun] = []
     seq = 0
     for e_index, entry in enumerate(entries):
         at_us = round(entry["at"] * 1000)
-        here = (*where, e_index)
         for kind in ("server", "client"):
             event = entry.get(kind)
             if event is not None:
@@ -345,28 +404,28 @@ def _expand(
                 seq += 1
         run = entry.get("text")
         if run is not None:
-            for ev in _expand_text(run, at_us, path, (*here, "text")):
+            for ev in _expand_text(run, at_us, path, (*where, e_index, "text")):
                 keyed.append((ev.offset_us, seq, ev))
                 seq += 1
         run = entry.get("audio")
         if run is not None:
-            for ev in _expand_audio(run, at_us, path, base, sidecars, (*here, "audio")):
+            expanded = _expand_audio(run, at_us, path, base, sidecars, (*where, e_index, "audio"))
+            if isinstance(expanded, ClientAudioRun):
+                runs.append(expanded)
+                continue
+            for ev in expanded:
                 keyed.append((ev.offset_us, seq, ev))
                 seq += 1
-    keyed.sort(key=lambda k: (k[0], k[1]))
-    return [k[2] for k in keyed]
+    keyed.sort()  # ties keep file order: seq is unique, so events are never compared
+    return [k[2] for k in keyed], tuple(runs)
 
 
 def _offsets(run: dict[str, Any], at_us: int, n: int, path: str, where: tuple[str | int, ...]) -> list[int]:
-    gaps = _numbers(run.get("dt"))
-    if gaps and len(gaps) != n - 1:
+    text = run.get("dt")
+    gaps = [round(float(g) * 1000) for g in text.split()] if text else [0] * (n - 1)
+    if len(gaps) != n - 1:
         raise CassetteFormatError(path, json_path((*where, "dt")), f"{len(gaps)} gaps for {n} events (need {n - 1})")
-    out = [at_us]
-    t = float(at_us)
-    for g in gaps or [0.0] * (n - 1):
-        t += g * 1000
-        out.append(round(t))
-    return out
+    return list(itertools.accumulate(gaps, initial=at_us))
 
 
 def _check_ids(ids: list[str | None], n: int, path: str, where: tuple[str | int, ...]) -> None:
@@ -407,13 +466,9 @@ def _expand_audio(
     base: str,
     sidecars: dict[str, Sidecar],
     where: tuple[str | int, ...],
-) -> Iterator[RecordedEvent]:
+) -> list[RecordedEvent] | ClientAudioRun:
     etype = run["type"]
-    if etype == AUDIO_APPEND:
-        direction, field = Direction.CLIENT, "audio"
-    elif etype in AUDIO_DELTA_TYPES:
-        direction, field = Direction.SERVER, "delta"
-    else:
+    if etype not in AUDIO_DELTA_TYPES and etype != AUDIO_APPEND:
         raise CassetteFormatError(path, json_path((*where, "type")), f"{etype!r} is not an audio event type")
     file = run["file"]
     full = os.path.normpath(os.path.join(base, file))
@@ -430,7 +485,8 @@ def _expand_audio(
     ids = _event_ids(run.get("event_ids"), n)
     _check_ids(ids, n, path, where)
     offsets = _offsets(run, at_us, n, path, where)
-    end = run["offset"] + sum(chunks)
+    start = run["offset"]
+    end = start + sum(chunks)
     try:
         if sidecar.format is not fmt:
             raise CassetteFormatError(path, json_path((*where, "format")), f"{file} holds {sidecar.format.name}, not {fmt.name}")
@@ -440,11 +496,14 @@ def _expand_audio(
     if end > size:
         raise CassetteFormatError(path, json_path((*where, "chunk_bytes")), f"chunks end at byte {end} but {file} holds {size} bytes")
     template = run.get("with") or {}
-    pos = run["offset"]
-    for i, n_bytes in enumerate(chunks):
-        lazy = (sidecar, pos, pos + n_bytes, field, template, ids[i])
-        yield RecordedEvent(direction, offsets[i], None, type=etype, audio_bytes=n_bytes, lazy=lazy)
+    if etype == AUDIO_APPEND:
+        return ClientAudioRun(offsets, chunks, sidecar, start, template, ids)
+    out, pos = [], start
+    for t, n_bytes, event_id in zip(offsets, chunks, ids):
+        lazy = (sidecar, pos, pos + n_bytes, "delta", template, event_id)
+        out.append(RecordedEvent(Direction.SERVER, t, None, type=etype, audio_bytes=n_bytes, lazy=lazy))
         pos += n_bytes
+    return out
 
 
 # --------------------------------------------------------------------------------------------

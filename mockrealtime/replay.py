@@ -33,6 +33,7 @@ same cue again, and a near-miss record goes to ``divergences``.
 from __future__ import annotations
 
 import collections
+import heapq
 import dataclasses
 import json
 from collections.abc import Callable
@@ -74,7 +75,16 @@ def build_plan(cassette: Cassette, session_index: int) -> Plan:
     ids: dict[int, frozenset[str]] = {}
     position_ms = 0.0
     in_fmt = _audio.PCM16
-    for index, ev in enumerate(session.events):
+    # Microphone runs are numbers, not events: merge their chunks in by time as the walk goes.
+    chunks = heapq.merge(*(zip(r.offsets_us, r.chunk_bytes) for r in session.runs))
+    pending = next(chunks, None)
+    consumed = 0
+    for core_index, ev in enumerate(session.core):
+        while pending is not None and pending[0] < ev.offset_us:
+            position_ms += in_fmt.duration_ms(pending[1])
+            consumed += 1
+            pending = next(chunks, None)
+        index = core_index + consumed  # the event's index in Session.events
         if ev.direction is Direction.CLIENT:
             if ev.type == AUDIO_APPEND:
                 position_ms += in_fmt.duration_ms(ev.audio_bytes)
