@@ -1,0 +1,34 @@
+"""mockrealtime: a stand-in for the OpenAI Realtime API that replays recorded sessions."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .cassette import Cassette, RecordedEvent, Session, load, save
+from .config import ServerConfig
+from .errors import (
+    CassetteError,
+    CassetteFormatError,
+    CassetteNotFoundError,
+    ConfigError,
+    DivergenceError,
+    MockRealtimeError,
+)
+from .events import Direction
+
+__all__ = [
+    "Cassette",
+    "CassetteError",
+    "CassetteFormatError",
+    "CassetteNotFoundError",
+    "ConfigError",
+    "Direction",
+    "DivergenceError",
+    "MockRealtimeError",
+    "RecordedEvent",
+    "ServerConfig",
+    "Session",
+    "__version__",
+    "load",
+    "save",
+]

@@ -1,0 +1,75 @@
+"""``mockrealtime`` command line: ``serve`` (replay cassettes), with more subcommands to come."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .config import ServerConfig
+from .errors import MockRealtimeError
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .server import STATE, make_app
+
+    config = ServerConfig.from_env(
+        host=args.host, port=args.port, cassettes=args.cassettes, default_cassette=args.default,
+        pace=args.pace, match_mode=args.match,
+        validate=False if args.no_validate else None,
+    )
+    app = make_app(config)
+    library = app[STATE].library
+    base = f"http://{'127.0.0.1' if config.host in ('0.0.0.0', '::') else config.host}:{config.port}"
+    ws_base = base.replace("http://", "ws://")
+    print(f"mockrealtime {__version__} serving {library.source}", flush=True)
+    print(f"  cassettes: {', '.join(library.names()) or '(none)'} (default: {library.default_name})")
+    print(f"  endpoint:  {ws_base}/v1/realtime   health: {base}/healthz")
+    print("  point the openai SDK at it:")
+    print(f'    AsyncOpenAI(api_key="sk-test", websocket_base_url="{ws_base}/v1")')
+    print(f'    a named cassette: websocket_base_url="{ws_base}/c/<name>/v1"', flush=True)
+    web.run_app(app, host=config.host, port=config.port, print=None, access_log=None)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mockrealtime", description="A stand-in for the OpenAI Realtime API that replays recorded sessions.")
+    parser.add_argument("--version", action="version", version=f"mockrealtime {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=0, help="log connections (-v) and every event (-vv)")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", parents=[common], help="serve cassettes over WebSocket (the default command)")
+    serve.add_argument("cassettes", nargs="?", default=None, help="a cassette file or a directory of them (default: the bundled ones)")
+    serve.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 8080; 0 picks a free one)")
+    serve.add_argument("--default", default=None, metavar="NAME", help="cassette for connections that name none")
+    serve.add_argument("--pace", type=float, default=None, help="0 = as fast as possible (default), 1 = recorded timing")
+    serve.add_argument("--match", default=None, choices=("default", "type", "exact"), help="how client events are matched")
+    serve.add_argument("--no-validate", action="store_true", help="do not check client events against the API's schemas")
+    serve.set_defaults(func=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    if not argv or (argv[0] not in commands and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["serve", *argv]  # serving is what a bare `mockrealtime` does
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, 'verbose', 0) > 1 else logging.INFO if getattr(args, 'verbose', 0) else logging.WARNING,
+        format="%(asctime)s %(name)s %(message)s",
+    )
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except MockRealtimeError as exc:
+        print(f"mockrealtime: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,80 @@
+"""One configuration object, built alike by the CLI, the pytest fixture and the Docker image.
+
+Precedence: explicit values (flags, fixture arguments) > ``MOCKREALTIME_*`` environment > defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import ConfigError
+
+ENV_PREFIX = "MOCKREALTIME_"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerConfig:
+    #: Interface to bind; loopback unless asked (the container sets 0.0.0.0).
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: A cassette file or a directory of them; None serves the bundled cassettes.
+    cassettes: str | None = None
+    #: Name of the cassette a connection gets when it names none.
+    default_cassette: str | None = None
+    #: 0 = as fast as possible, 1 = recorded timing, anything between or above scales it.
+    pace: float = 0.0
+    #: Check client events against the Realtime API's schemas and answer bad ones with its errors.
+    validate: bool = True
+    #: Largest client frame accepted; a larger one gets an error event (the API allows 15 MiB appends).
+    max_frame_bytes: int = 16 * 1024 * 1024
+    #: Matching mode for every connection: default, type or exact (cassettes may refine rules).
+    match_mode: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
+        """Defaults, then ``MOCKREALTIME_<FIELD>`` variables, then ``overrides`` that are not None."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            raw = environ.get(ENV_PREFIX + field.name.upper())
+            if raw is not None and raw != "":
+                values[field.name] = _coerce(field.name, field.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        config = cls(**values)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        if self.pace < 0:
+            raise ConfigError(f"pace must be 0 or more, not {self.pace}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port {self.port} is out of range")
+        if self.match_mode not in (None, "default", "type", "exact"):
+            raise ConfigError(f"match mode {self.match_mode!r} is not one of default, type, exact")
+        if self.max_frame_bytes <= 0:
+            raise ConfigError("max_frame_bytes must be positive")
+
+
+def _coerce(name: str, annotation: Any, raw: str) -> Any:
+    kind = str(annotation)
+    try:
+        if kind.startswith("bool"):
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.split()[0]}") from None
+    return raw

@@ -1,0 +1,87 @@
+"""Finding cassettes by name: one file, or a directory of them, with GA and beta variants.
+
+A cassette's name is its file stem without a dialect suffix: ``hello.yaml`` and ``hello.beta.yaml``
+are both ``hello``; a connection gets the variant for the dialect it negotiated. Names are looked up
+in an index of the directory, never joined into a path, so no name can escape it.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+
+from . import cassette as _cassette
+from .cassette import Cassette
+from .errors import CassetteNotFoundError
+
+DEFAULT_NAME = "hello"
+
+
+def bundled_cassette_dir() -> str:
+    """The cassettes shipped with mockrealtime (inside the wheel, or the source checkout's)."""
+    packaged = resources.files("mockrealtime").joinpath("_bundled_cassettes")
+    if packaged.is_dir():
+        return str(packaged)
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cassettes")
+
+
+class CassetteLibrary:
+    def __init__(self, source: str | None = None, default: str | None = None) -> None:
+        self.source = os.path.abspath(source or bundled_cassette_dir())
+        self._default = default
+        self._index: dict[str, dict[str, str]] = {}
+        self._stamp: int | None = None
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the directory if it changed; loads every cassette so broken ones fail now."""
+        if os.path.isdir(self.source):
+            stamp = os.stat(self.source).st_mtime_ns
+            if stamp == self._stamp:
+                return
+            paths = sorted(
+                os.path.join(self.source, f)
+                for f in os.listdir(self.source)
+                if f.endswith((".yaml", ".yml")) and not f.startswith(".")
+            )
+        elif os.path.isfile(self.source):
+            stamp, paths = -1, [self.source]
+            if self._stamp == stamp:
+                return
+        else:
+            raise CassetteNotFoundError(self.source, [], "no such file or directory")
+        index: dict[str, dict[str, str]] = {}
+        for path in paths:
+            c = _cassette.load(path)
+            index.setdefault(c.name, {})[c.dialect] = path
+        self._index, self._stamp = index, stamp
+
+    def names(self) -> list[str]:
+        return sorted(self._index)
+
+    def available(self) -> list[dict[str, object]]:
+        return [{"name": n, "dialects": sorted(self._index[n])} for n in self.names()]
+
+    @property
+    def default_name(self) -> str:
+        if self._default:
+            return self._default
+        if DEFAULT_NAME in self._index or not self._index:
+            return DEFAULT_NAME
+        return self.names()[0]
+
+    def resolve(self, name: str | None, dialect: str) -> Cassette:
+        """The cassette a connection asked for (None: the default) in the dialect it speaks."""
+        name = name or self.default_name
+        variants = self._index.get(name)
+        if variants is None:
+            self.refresh()
+            variants = self._index.get(name)
+        if variants is None:
+            raise CassetteNotFoundError(name, self.names())
+        path = variants.get(dialect)
+        if path is None:
+            raise CassetteNotFoundError(
+                name, self.names(), f"it exists only in the {', '.join(sorted(variants))} dialect, the client speaks {dialect}"
+            )
+        return _cassette.load(path)

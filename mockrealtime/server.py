@@ -1,0 +1,211 @@
+"""The aiohttp edge: WebSocket upgrade, dialect negotiation, frame pacing, health and reports.
+
+All protocol decisions are made by the sans-IO engine (:mod:`mockrealtime.replay`) and the
+validator (:mod:`mockrealtime.protocol`); this module only moves frames and keeps time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from .config import ServerConfig
+from .errors import CassetteError, CassetteNotFoundError
+from .events import BETA, GA
+from .library import CassetteLibrary
+from .matching import Matcher
+from .protocol import ClientEventValidator, ProtocolError, parse_client_frame
+from .replay import CloseFrame, ReplaySession, SessionCursor, strip_audio
+
+log = logging.getLogger("mockrealtime")
+
+REALTIME_PATHS = ("/v1/realtime", "/realtime", "/openai/realtime", "/openai/v1/realtime")
+CASSETTE_HEADER = "X-Mockrealtime-Cassette"
+BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
+
+
+@dataclasses.dataclass
+class ConnectionReport:
+    """What one connection did: kept for the fixture and the admin API."""
+
+    id: int
+    cassette: str
+    session: int
+    dialect: str
+    path: str
+    engine: ReplaySession
+    open: bool = True
+    close_code: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "cassette": self.cassette,
+            "session": self.session,
+            "dialect": self.dialect,
+            "path": self.path,
+            "open": self.open,
+            "close_code": self.close_code,
+            "journal": [dataclasses.asdict(j) for j in self.engine.journal],
+            "divergences": [d.to_dict() for d in self.engine.divergences],
+            "unplayed": [] if self.open else self.engine.unplayed(),
+        }
+
+
+class MockState:
+    """Per-app state: the cassettes, which session each takes next, and what connections did."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.library = CassetteLibrary(config.cassettes, config.default_cassette)
+        self.cursor = SessionCursor()
+        self.connections: list[ConnectionReport] = []
+        self.sockets: set[web.WebSocketResponse] = set()
+        self.validators = {d: ClientEventValidator(d) for d in (GA, BETA)} if config.validate else {}
+        self.match_override = {"mode": config.match_mode} if config.match_mode else None
+
+    def reset(self) -> None:
+        self.cursor.reset()
+        self.connections.clear()
+
+
+STATE = web.AppKey("mockrealtime_state", MockState)
+
+
+def negotiate_dialect(request: web.Request) -> str:
+    if "realtime=v1" in request.headers.get("OpenAI-Beta", "").replace(" ", ""):
+        return BETA
+    offered = request.headers.get("Sec-WebSocket-Protocol", "")
+    if BETA_SUBPROTOCOL in (p.strip() for p in offered.split(",")):
+        return BETA
+    return GA
+
+
+async def realtime(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    name = request.match_info.get("name") or request.headers.get(CASSETTE_HEADER) or None
+    dialect = negotiate_dialect(request)
+    try:
+        cassette = state.library.resolve(name, dialect)
+    except CassetteNotFoundError as exc:
+        return web.json_response(
+            {"error": {"type": "invalid_request_error", "code": "cassette_not_found", "message": str(exc),
+                       "available": state.library.available()}},
+            status=404,
+        )
+    except CassetteError as exc:
+        return web.json_response({"error": {"type": "server_error", "code": "cassette_error", "message": str(exc)}}, status=500)
+    ws = web.WebSocketResponse(protocols=("realtime",), compress=False, max_msg_size=0, autoping=True)
+    if not ws.can_prepare(request).ok:
+        return web.Response(status=426, text="mockrealtime: this endpoint speaks WebSocket (the Realtime API)\n")
+    session_index = state.cursor.take(cassette)
+    matcher = Matcher.build(cassette.matching, state.match_override)
+    engine = ReplaySession(cassette, session_index, pace=state.config.pace, matcher=matcher)
+    report = ConnectionReport(len(state.connections), cassette.label, session_index, dialect, request.path, engine)
+    state.connections.append(report)
+    await ws.prepare(request)
+    state.sockets.add(ws)
+    log.info("= connection %d: cassette %s session %d (%s)", report.id, cassette.name, session_index, dialect)
+    try:
+        await _serve(ws, engine, state, dialect)
+    finally:
+        state.sockets.discard(ws)
+        report.open = False
+        report.close_code = ws.close_code
+        unplayed = engine.unplayed()
+        if engine.divergences or unplayed:
+            log.info(
+                "= connection %d closed: %d divergence(s), %d recorded event(s) unplayed",
+                report.id, len(engine.divergences), len(unplayed),
+            )
+    return ws
+
+
+async def _serve(ws: web.WebSocketResponse, engine: ReplaySession, state: MockState, dialect: str) -> None:
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+
+    def now_ms() -> float:
+        return (loop.time() - t0) * 1000.0
+
+    lock = asyncio.Lock()
+    timer: asyncio.TimerHandle | None = None
+    validator = state.validators.get(dialect)
+    max_frame = state.config.max_frame_bytes
+
+    async def flush() -> None:
+        nonlocal timer
+        async with lock:
+            for frame in engine.pop_due(now_ms()):
+                if isinstance(frame, CloseFrame):
+                    await ws.close(code=frame.code, message=frame.reason.encode())
+                    return
+                if ws.closed:
+                    return
+                await ws.send_str(frame)
+            deadline = engine.next_deadline()
+            if deadline is not None and not ws.closed:
+                if timer is not None:
+                    timer.cancel()
+                timer = loop.call_at(t0 + deadline / 1000.0, lambda: loop.create_task(flush()))
+
+    def reject(error: ProtocolError, event: dict[str, Any] | None) -> None:
+        client_event_id = event.get("event_id") if isinstance(event, dict) else None
+        engine.reject(error.to_event(client_event_id, engine.new_event_id()), event, now_ms())
+
+    engine.start(now_ms())
+    await flush()
+    try:
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                data = msg.data
+                if len(data) > max_frame:
+                    reject(ProtocolError("message_too_large", f"mockrealtime: message of {len(data)} bytes exceeds the {max_frame}-byte limit", None), None)
+                else:
+                    event, error = parse_client_frame(data)
+                    if error is None and validator is not None:
+                        error = validator.validate(event)  # type: ignore[arg-type]
+                    if error is not None:
+                        reject(error, event)
+                    else:
+                        if log.isEnabledFor(logging.DEBUG):
+                            log.debug("< %s", strip_audio(event).get("type"))  # type: ignore[arg-type]
+                        engine.receive(event, now_ms())  # type: ignore[arg-type]
+            elif msg.type is WSMsgType.BINARY:
+                reject(ProtocolError("invalid_event", "mockrealtime: binary frames are not part of the Realtime API; send JSON text frames", None), None)
+            else:
+                break
+            await flush()
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return web.json_response({"status": "ok", "cassettes": state.library.names()})
+
+
+async def _close_sockets(app: web.Application) -> None:
+    # Without this aiohttp waits for open WebSockets on shutdown (minutes with default timeouts).
+    for ws in list(app[STATE].sockets):
+        await ws.close(code=1001, message=b"server shutdown")
+
+
+def make_app(config: ServerConfig | None = None) -> web.Application:
+    """The mockrealtime application: Realtime endpoints, cassette-prefixed paths and /healthz."""
+    config = config or ServerConfig()
+    app = web.Application()
+    app[STATE] = MockState(config)
+    app.router.add_get("/healthz", healthz)
+    for path in REALTIME_PATHS:
+        app.router.add_get(path, realtime)
+    app.router.add_get("/c/{name}", realtime)
+    app.router.add_get("/c/{name}/{tail:.*}", realtime)
+    app.on_shutdown.append(_close_sockets)
+    return app
+
