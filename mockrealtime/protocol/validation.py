@@ -1,0 +1,335 @@
+"""Client-event validation: the error the real Realtime API would send back for a bad frame.
+
+Theory of operation
+-------------------
+A text frame goes through ``parse_client_frame`` (JSON, must be an object) and then through
+``ClientEventValidator.validate``, which picks the JSON Schema for the event's ``type`` (never the
+whole union, so an error names one field instead of a dozen variants) and turns the schema
+violations into the ``error`` event the real server sends: code, message and ``param`` path, with
+the exact strings of protocol.md §3.2 where they are known.
+
+One schema file per event type and dialect ships in ``schemas/<dialect>/`` next to a shared
+``_defs.json``. They are read with ``importlib.resources`` (so an installed wheel works) and
+compiled once per dialect per process.
+
+Invariants:
+
+* ``validate`` returns at most one error, and the same one for the same frame: when a frame breaks
+  several rules, the shallowest parameter wins; at equal depth a missing required parameter beats an
+  unknown one (the real API reports ``session.tool_choice.name`` missing for the nested
+  ``{type, function:{name}}`` form, though ``function`` is unknown there too), then wrong types, then
+  bad values; remaining ties go to the field sent first.
+* The ``input_audio_buffer.append`` fast path only ever answers "valid"; anything it does not
+  recognise goes through the schema, so both paths give the same result.
+* Nothing here does I/O or imports asyncio/aiohttp.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError
+from referencing import Registry, Resource
+
+__all__ = ["CLIENT_EVENT_TYPES", "ClientEventValidator", "ProtocolError", "parse_client_frame"]
+
+# Order of the "Supported values are: ..." list for an unknown type. The GA order is the one a live
+# capture showed (which also named the translation-only 'session.close' and
+# 'session.input_audio_buffer.append', and left out 'output_audio_buffer.clear', a WebRTC/SIP-only
+# event); the beta order puts 'transcription_session.update' second, as a beta-era report quotes.
+_ORDERED_TYPES: dict[str, tuple[str, ...]] = {
+    "ga": (
+        "session.update",
+        "input_audio_buffer.append",
+        "input_audio_buffer.commit",
+        "input_audio_buffer.clear",
+        "conversation.item.create",
+        "conversation.item.truncate",
+        "conversation.item.delete",
+        "conversation.item.retrieve",
+        "response.create",
+        "response.cancel",
+        "output_audio_buffer.clear",
+    ),
+    "beta": (
+        "session.update",
+        "transcription_session.update",
+        "input_audio_buffer.append",
+        "input_audio_buffer.commit",
+        "input_audio_buffer.clear",
+        "conversation.item.create",
+        "conversation.item.truncate",
+        "conversation.item.delete",
+        "conversation.item.retrieve",
+        "response.create",
+        "response.cancel",
+        "output_audio_buffer.clear",
+    ),
+}
+
+CLIENT_EVENT_TYPES: dict[str, frozenset[str]] = {
+    dialect: frozenset(types) for dialect, types in _ORDERED_TYPES.items()
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolError:
+    """an error the server reports in-band; the session stays open."""
+
+    code: str | None
+    message: str
+    param: str | None
+    type: str = "invalid_request_error"
+
+    def to_event(self, client_event_id: str | None, event_id: str) -> dict[str, Any]:
+        """the wire ``error`` event; ``client_event_id`` is the offending event's own id, if any."""
+        return {
+            "type": "error",
+            "event_id": event_id,
+            "error": {
+                "type": self.type,
+                "code": self.code,
+                "message": self.message,
+                "param": self.param,
+                "event_id": client_event_id,
+            },
+        }
+
+
+def parse_client_frame(text: str | bytes) -> tuple[dict[str, Any] | None, ProtocolError | None]:
+    """decode one WebSocket message into an event object, or say why the server would refuse it.
+
+    ``bytes`` stands for a binary frame. The binary and invalid-JSON errors are copied from one live
+    capture (a third-party probe, 2026); it elided what followed "failed to parse JSON value.", so
+    the position suffix here is ours.
+    """
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        return None, ProtocolError(
+            "invalid_event", "Expected a text WebSocket message; binary frames are not supported.", None
+        )
+    try:
+        event = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        where = ""
+        if isinstance(exc, json.JSONDecodeError):
+            where = f" {exc.msg} at line {exc.lineno} column {exc.colno}."
+        return None, ProtocolError("invalid_json", "Invalid event: failed to parse JSON value." + where, None)
+    if not isinstance(event, dict):
+        # Unverified: no capture of a valid JSON frame that is not an object.
+        return None, ProtocolError(
+            "invalid_event", f"Invalid event: expected an object, but got {_kind(event)} instead.", None
+        )
+    return event, None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class ClientEventValidator:
+    """checks client events of one dialect ("ga" or "beta") the way the real API does."""
+
+    __slots__ = ("dialect", "_validators")
+
+    def __init__(self, dialect: str) -> None:
+        if dialect not in _ORDERED_TYPES:
+            raise ValueError(f"unknown dialect {dialect!r}: expected 'ga' or 'beta'")
+        self.dialect = dialect
+        self._validators = _compiled(dialect)
+
+    def validate(self, event: dict[str, Any]) -> ProtocolError | None:
+        """the error the real server would send for this event, or None when it is accepted."""
+        if "type" not in event:
+            return ProtocolError("invalid_event", "The 'type' field is missing.", None)
+        event_type = event["type"]
+        if not isinstance(event_type, str):
+            # Unverified wording, following the API's invalid_type family.
+            return _invalid_type(("type",), "string", event_type)
+        if event_type == "input_audio_buffer.append" and _is_plain_append(event):
+            return None
+        validator = self._validators.get(event_type)
+        if validator is None:
+            supported = _quote_list(_ORDERED_TYPES[self.dialect])
+            return ProtocolError(
+                "invalid_value", f"Invalid value: '{event_type}'. Supported values are: {supported}.", "type"
+            )
+        return _first_error(validator.iter_errors(event), event)
+
+
+_APPEND_KEYS = frozenset({"type", "audio", "event_id"})
+
+
+def _is_plain_append(event: dict[str, Any]) -> bool:
+    """the hot path (about 50 appends a second per connection): skip the schema when clearly valid."""
+    return (
+        isinstance(event.get("audio"), str)
+        and isinstance(event.get("event_id", ""), str)
+        and _APPEND_KEYS.issuperset(event)
+    )
+
+
+@cache
+def _compiled(dialect: str) -> dict[str, Draft202012Validator]:
+    """one validator per event type, built once; a missing schema file fails here, loudly."""
+    folder = files("mockrealtime.protocol").joinpath("schemas", dialect)
+    schemas = {
+        entry.name.removesuffix(".json"): json.loads(entry.read_text(encoding="utf-8"))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".json")
+    }
+    registry: Registry = Registry().with_resources(
+        (schema["$id"], Resource.from_contents(schema)) for schema in schemas.values()
+    )
+    missing = CLIENT_EVENT_TYPES[dialect] - schemas.keys()
+    if missing:
+        raise RuntimeError(f"no schema shipped for {dialect} client events: {sorted(missing)}")
+    return {name: Draft202012Validator(schemas[name], registry=registry) for name in _ORDERED_TYPES[dialect]}
+
+
+# -- schema violations to API errors ---------------------------------------------------------------
+
+_KIND_RANK = {"missing_required_parameter": 0, "unknown_parameter": 1, "invalid_type": 2}
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    # "decimal" is what the API says for floats ("expected a decimal" in a captured
+    # 'temperature' error); calling a got-float "a decimal" too is our guess.
+    "number": "a decimal",
+    "boolean": "a boolean",
+    "object": "an object",
+    "array": "an array",
+    "null": "null",
+}
+ParamPath = tuple[str | int, ...]
+
+
+def _first_error(errors: Iterable[ValidationError], event: dict[str, Any]) -> ProtocolError | None:
+    """the one error to report out of all the schema violations (see the module invariants)."""
+    best: tuple[tuple[Any, ...], ProtocolError] | None = None
+    for error in errors:
+        for path, found in _translate(error):
+            if found.code == "missing_required_parameter":
+                order = _positions(event, path[:-1]) + (error.validator_value.index(path[-1]),)
+            else:
+                order = _positions(event, path)
+            rank = _KIND_RANK.get(found.code or "", 3)
+            key = (len(path), rank, order, len(error.absolute_schema_path), found.message)
+            if best is None or key < best[0]:
+                best = key, found
+    return None if best is None else best[1]
+
+
+def _translate(error: ValidationError) -> Iterable[tuple[ParamPath, ProtocolError]]:
+    """API errors for one violation, each with the path it is about."""
+    path: ParamPath = tuple(error.absolute_path)
+    instance, value, schema = error.instance, error.validator_value, error.schema
+    if error.validator == "required":
+        for name in value:
+            if name not in instance:
+                param = _render((*path, name))
+                yield (*path, name), ProtocolError(
+                    "missing_required_parameter", f"Missing required parameter: '{param}'.", param
+                )
+    elif error.validator == "additionalProperties":
+        known = schema.get("properties", {})
+        for name in instance:
+            if name not in known:
+                param = _render((*path, name))
+                yield (*path, name), ProtocolError(
+                    "unknown_parameter", f"Unknown parameter: '{param}'.", param
+                )
+    elif error.validator == "type":
+        yield path, _invalid_type(path, value, instance)
+    elif error.validator in ("enum", "const"):
+        allowed = value if error.validator == "enum" else [value]
+        shown = [each for each in allowed if each is not None]
+        yield path, ProtocolError(
+            "invalid_value",
+            f"Invalid value: '{_scalar(instance)}'. Supported values are: {_quote_list(shown)}.",
+            _render(path),
+        )
+    elif error.validator in ("minimum", "maximum"):
+        yield path, _out_of_range(path, error.validator, value, instance, schema)
+    else:  # a keyword the shipped schemas do not use today; keep the report useful anyway
+        yield path, ProtocolError("invalid_value", f"Invalid value for '{_render(path)}'.", _render(path))
+
+
+def _invalid_type(path: ParamPath, expected: str | Sequence[str], instance: Any) -> ProtocolError:
+    # Wording as in the API's other endpoints ("Invalid type for 'x': expected an object, but got a
+    # string instead."); not yet seen from the Realtime API itself.
+    if isinstance(expected, str):
+        wanted = [expected]
+    else:  # null is the "turn it off" value; naming the real alternatives is more helpful
+        wanted = [each for each in expected if each != "null"] or ["null"]
+    names = [_TYPE_NAMES[each] for each in wanted]
+    described = names[0] if len(names) == 1 else "one of " + ", ".join(names[:-1]) + " or " + names[-1]
+    param = _render(path)
+    message = f"Invalid type for '{param}': expected {described}, but got {_kind(instance)} instead."
+    return ProtocolError("invalid_type", message, param)
+
+
+def _out_of_range(
+    path: ParamPath, keyword: str, bound: float, instance: float, schema: dict[str, Any]
+) -> ProtocolError:
+    # A live capture shows code integer_below_min_value ("Expected a value >= 24000") for a 16 kHz
+    # rate; the rest of the sentence follows the API's usual form and is unverified here.
+    kind = "integer" if schema.get("type") == "integer" else "decimal"
+    if keyword == "minimum":
+        code, relation, sign = f"{kind}_below_min_value", "below minimum", ">="
+    else:
+        code, relation, sign = f"{kind}_above_max_value", "above maximum", "<="
+    param = _render(path)
+    message = f"Invalid '{param}': {kind} {relation} value. "
+    message += f"Expected a value {sign} {bound}, but got {instance} instead."
+    return ProtocolError(code, message, param)
+
+
+def _render(path: ParamPath) -> str:
+    """the API's param style: session.tools[0].name."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def _positions(event: Any, path: ParamPath) -> tuple[int, ...]:
+    """where each step of path sits among its siblings, so ties go to the field sent first."""
+    order = []
+    node = event
+    for part in path:
+        order.append(part if isinstance(part, int) else list(node).index(part))
+        node = node[part]
+    return tuple(order)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _scalar(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _quote_list(values: Sequence[Any]) -> str:
+    """'a', 'b', and 'c' — the API's own list style, Oxford comma included."""
+    quoted = [f"'{_scalar(each)}'" for each in values]
+    if len(quoted) <= 2:
+        return " and ".join(quoted)
+    return ", ".join(quoted[:-1]) + ", and " + quoted[-1]
