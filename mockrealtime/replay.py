@@ -307,18 +307,26 @@ class ReplaySession:
 
     def pop_due(self, now_ms: float) -> list[str | CloseFrame]:
         """Frames due by ``now_ms``, in order: JSON text, or a CloseFrame."""
-        out: list[str | CloseFrame] = []
         queue = self._queue
-        while queue and queue[0][0] <= now_ms:
-            _, frame, source = queue.popleft()
-            if source is not None and source.type in ("session.created", "session.updated"):
+        if queue and queue[-1][0] <= now_ms:
+            due = list(queue)  # all of it (the usual case at pace 0)
+            queue.clear()
+        else:
+            due = []
+            while queue and queue[0][0] <= now_ms:
+                due.append(queue.popleft())
+        out: list[str | CloseFrame] = []
+        for _, frame, source in due:
+            if source is None:
+                if isinstance(frame, CloseFrame):
+                    out.append(frame)
+                    self.closed = True
+                    queue.clear()
+                    break
+            elif source.type in _SESSION_EVENTS:
                 fmt, _ = _audio.session_formats(source.event.get("session") or {})
                 self.input_format = fmt or self.input_format
             out.append(frame)
-            if isinstance(frame, CloseFrame):
-                self.closed = True
-                queue.clear()
-                break
         return out
 
     @property
@@ -368,9 +376,15 @@ class ReplaySession:
         base_us = gate.at_us if gate.kind != "audio" or not gate.sends else gate.sends[0][1].offset_us
         pace = self.pace
         recorded_cue_id = cue.get("event_id") if cue is not None else None
-        for index, ev in gate.sends:
-            at = now_ms + (ev.offset_us - base_us) / 1000.0 * pace if pace else now_ms
-            self._schedule(at, self._render(index, ev, owner_id, recorded_cue_id), ev)
+        if not pace and not self._id_map and not self._metadata and owner_id is _NO_OWNER:
+            # the common case: nothing to rewrite, everything due now; stored text goes out as is
+            at = max(now_ms, self._last_at)
+            self._last_at = at
+            self._queue.extend([(at, ev.text, ev) for _, ev in gate.sends])
+        else:
+            for index, ev in gate.sends:
+                at = now_ms + (ev.offset_us - base_us) / 1000.0 * pace if pace else now_ms
+                self._schedule(at, self._render(index, ev, owner_id, recorded_cue_id), ev)
         if gate is self.plan.gates[-1] and self.plan.close is not None and self.plan.close.by == "server":
             close = self.plan.close
             last_us = gate.sends[-1][1].offset_us if gate.sends else base_us
@@ -463,6 +477,7 @@ class ReplaySession:
 
 
 _NO_OWNER = object()
+_SESSION_EVENTS = frozenset({"session.created", "session.updated"})
 
 
 class SessionCursor:

@@ -140,13 +140,16 @@ async def _serve(ws: web.WebSocketResponse, engine: ReplaySession, state: MockSt
     async def flush() -> None:
         nonlocal timer
         async with lock:
-            for frame in engine.pop_due(now_ms()):
-                if isinstance(frame, CloseFrame):
-                    await ws.close(code=frame.code, message=frame.reason.encode())
-                    return
-                if ws.closed:
-                    return
-                await ws.send_str(frame)
+            send = ws.send_str
+            try:
+                for frame in engine.pop_due(now_ms()):
+                    if frame.__class__ is str:
+                        await send(frame)
+                    else:
+                        await ws.close(code=frame.code, message=frame.reason.encode())
+                        return
+            except ConnectionError:
+                return  # the client went away mid-stream; the reader sees the close
             deadline = engine.next_deadline()
             if deadline is not None and not ws.closed:
                 if timer is not None:
