@@ -22,10 +22,15 @@ padding field, ``rate_limits.updated`` in GA lists only ``tokens`` (with ``reset
 to the used share of a one-minute window), a VAD user item's content is
 ``{"type": "input_audio", "transcript": null}``, and ``content_part.added`` has
 ``part: {"type": "audio", "transcript": ""}``. Other choices are inferences and are noted where
-they are made.
+they are made; the main ones: in GA, items the model generates also get ``conversation.item.done``
+after ``response.output_item.done`` (GA pairs every ``.added`` with a ``.done``); the item is
+announced when generation starts, so a function call's ``conversation.item.added`` (beta:
+``.created``) carries ``name`` and ``call_id`` with ``arguments: ""``, and the final arguments
+arrive in ``function_call_arguments.done``, ``output_item.done``, GA ``conversation.item.done``
+and ``response.done``; ``rate_limits.updated`` follows each ``response.done``.
 
 Audio: pcm16, 24 kHz, mono, little-endian, base64 as on the wire. Assistant speech is a quiet
-harmonic "voice" with syllable-shaped loudness (about -20 dBFS); the microphone is a noise floor
+harmonic "voice" with syllable-shaped loudness (peaks about -20 dBFS); the microphone is a noise floor
 with the same kind of voice where the user talks. Client appends are 20 ms (960 bytes), as the
 openai-python realtime example sends them.
 """
@@ -962,7 +967,7 @@ def _turn_detected(dialect: str) -> dict[str, Any]:
     mic_t0 = 300.0
     total_ms = 8400
     talk = ((612, 2044), (3430, 4820))  # what the user says, in ms of appended audio
-    pcm = _mic(total_ms, talk, dialect)
+    pcm = _mic(total_ms, talk, "turn_detected")  # the same recording in both dialects
     chunk_count = total_ms // MIC_CHUNK_MS
     sent_at = [mic_t0 + MIC_CHUNK_MS * (i + 1) + round(r.rng.uniform(0, 2.5), 1) for i in range(chunk_count)]
 
