@@ -40,6 +40,14 @@ DEFAULT_RULES: dict[str, tuple[str, ...]] = {
     "conversation.item.truncate": ("content_index",),
 }
 
+#: What an absent field means: a client that leaves out ``tool_choice`` gets "auto", so a
+#: recording that spelled it out still matches.
+DEFAULT_VALUES: dict[str, Any] = {
+    "session.tool_choice": "auto",
+    "response.tool_choice": "auto",
+    "response.conversation": "auto",
+}
+
 #: Never compared, never shown as a difference: generated per run, or audio.
 DEFAULT_IGNORE: tuple[str, ...] = (
     "event_id",
@@ -150,6 +158,11 @@ class Matcher:
         out = []
         for path, parts in self.rules.get(expected["type"], ()):
             a, b = extract(expected, parts), extract(received, parts)
+            default = DEFAULT_VALUES.get(path, _MISSING)
+            if a is _MISSING:
+                a = default
+            if b is _MISSING:
+                b = default
             if a != b:
                 out.append(FieldDiff(path, _show(a), _show(b), True))
         return out

@@ -79,6 +79,8 @@ def build_plan(cassette: Cassette, session_index: int) -> Plan:
     chunks = heapq.merge(*(zip(r.offsets_us, r.chunk_bytes) for r in session.runs))
     pending = next(chunks, None)
     consumed = 0
+    last_used = 0  # the gate that got the latest server event: attribution never goes back past it
+    answered: set[tuple[int, str]] = set()
     for core_index, ev in enumerate(session.core):
         while pending is not None and pending[0] < ev.offset_us:
             position_ms += in_fmt.duration_ms(pending[1])
@@ -99,13 +101,72 @@ def build_plan(cassette: Cassette, session_index: int) -> Plan:
             stated = ev.get(field)
             threshold = min(stated, position_ms) if isinstance(stated, (int, float)) else position_ms
             gates.append(Gate("audio", ev.offset_us, index, audio_ms=float(threshold)))
-        gates[-1].sends.append((index, ev))
+        target = _owner(ev, gates, last_used, answered)
+        if target is None:
+            target = len(gates) - 1
+        last_used = target
+        gates[target].sends.append((index, ev))
         found = _ids_of(ev)
         if found:
             ids[index] = found
     plan = Plan(gates, session.close, ids)
     cassette.plans[session_index] = plan
     return plan
+
+
+#: Server events that answer one kind of client event, which a pipelining client may have sent
+#: before a later one (an ``error`` answers the event whose ``event_id`` it names).
+_ANSWERS = {
+    "session.updated": "session.update",
+    "transcription_session.updated": "transcription_session.update",
+    "conversation.item.created": "conversation.item.create",
+    "conversation.item.added": "conversation.item.create",
+    "conversation.item.done": "conversation.item.create",
+    "conversation.item.truncated": "conversation.item.truncate",
+    "conversation.item.deleted": "conversation.item.delete",
+    "conversation.item.retrieved": "conversation.item.retrieve",
+    "input_audio_buffer.committed": "input_audio_buffer.commit",
+    "input_audio_buffer.cleared": "input_audio_buffer.clear",
+    "response.created": "response.create",
+}
+
+
+def _owner(ev: RecordedEvent, gates: list[Gate], start: int, answered: set[tuple[int, str]]) -> int | None:
+    """The gate of the client event a server event answers, when that is not the latest one.
+
+    A client that pipelines (item.create, then response.create at once) was answered in the
+    recording after its second event; a live client that waits for the first answer must still
+    get it. Only gates from ``start`` on are candidates, so recorded order is kept.
+    """
+    if ev.type == "error":
+        wanted = (ev.event.get("error") or {}).get("event_id")
+        if wanted is None:
+            return None
+        for i in range(start, len(gates)):
+            cue = gates[i].cue
+            if cue is not None and cue.get("event_id") == wanted:
+                return i
+        return None
+    kind = _ANSWERS.get(ev.type)
+    if kind is None:
+        return None
+    for i in range(start, len(gates)):
+        cue = gates[i].cue
+        if cue is None or cue.type != kind or (i, ev.type) in answered:
+            continue
+        if kind == "conversation.item.create" and not _same_item(cue.event.get("item"), ev.event.get("item")):
+            continue
+        answered.add((i, ev.type))
+        return i
+    return None
+
+
+def _same_item(sent: Any, echoed: Any) -> bool:
+    if not isinstance(sent, dict) or not isinstance(echoed, dict):
+        return False
+    if sent.get("id") is not None:
+        return sent.get("id") == echoed.get("id")
+    return sent.get("type") == echoed.get("type") and sent.get("role") == echoed.get("role")
 
 
 def _ids_of(ev: RecordedEvent) -> frozenset[str]:
@@ -251,8 +312,25 @@ class ReplaySession:
         self._next_gate = 1
         self._open_audio_gates(now_ms)
 
+    def expects(self, event: dict[str, Any]) -> bool:
+        """Whether ``event`` matches the next recorded client event.
+
+        The I/O layer asks before answering an invalid event with a validation error: when the
+        recording holds that very event (it captured the real API rejecting it), the recording's
+        own answer is replayed instead.
+        """
+        cue = self._next_cue()
+        return cue is not None and cue.cue is not None and not self.matcher.differences(cue.cue.event, event)
+
+    def _next_cue(self) -> Gate | None:
+        gates = self.plan.gates
+        i = self._next_gate
+        while i < len(gates) and gates[i].kind == "audio":
+            i += 1
+        return gates[i] if i < len(gates) else None
+
     def receive(self, event: dict[str, Any], now_ms: float) -> None:
-        """A parsed, valid client event arrived."""
+        """A parsed client event arrived (valid, or invalid in the way the recording shows)."""
         etype = event.get("type")
         if etype == AUDIO_APPEND:
             audio = event.get("audio")

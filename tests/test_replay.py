@@ -292,3 +292,45 @@ def test_sessions_are_consumed_in_order_then_again():
     c = Cassette(name="two", dialect="ga", sessions=[Session([]), Session([])])
     cursor = SessionCursor()
     assert [cursor.take(c) for _ in range(3)] == [0, 1, 0]
+
+
+def test_an_absent_tool_choice_matches_a_recorded_auto():
+    c = cassette(srv(0, "session.created", 1, session={}), ev("client", 1, "session.update", session={"type": "realtime", "tool_choice": "auto"}))
+    engine = ReplaySession(c)
+    engine.start(0)
+    engine.receive({"type": "session.update", "session": {"type": "realtime"}}, 1)
+    assert engine.divergences == []
+    engine = ReplaySession(c)
+    engine.start(0)
+    engine.receive({"type": "session.update", "session": {"type": "realtime", "tool_choice": "required"}}, 1)
+    assert [d.path for d in engine.divergences[0].differences if d.matched_on] == ["session.tool_choice"]
+
+
+def test_answers_to_a_pipelined_event_are_released_by_that_event():
+    """The recording pipelined item.create + response.create; a live client may wait in between."""
+    c = cassette(
+        srv(0, "session.created", 1, session={}),
+        ev("client", 5, "conversation.item.create", event_id="out_1", item={"type": "function_call_output", "output": "{}"}),
+        ev("client", 6, "response.create"),
+        srv(7, "error", 2, error={"type": "invalid_request_error", "code": "missing_required_parameter", "message": "m", "param": "item.call_id", "event_id": "out_1"}),
+        srv(8, "response.created", 3, response={"id": "resp_1"}),
+    )
+    engine = ReplaySession(c)
+    engine.start(0)
+    frames(engine)
+    engine.receive(c.sessions[0].events[1].event, 1)
+    assert types(engine) == ["error"]
+    engine.receive({"type": "response.create"}, 2)
+    assert types(engine) == ["response.created"]
+
+
+def test_attribution_never_reorders_what_the_recording_sent():
+    c = cassette(
+        srv(0, "session.created", 1, session={}),
+        ev("client", 5, "conversation.item.create", item={"type": "message", "role": "user", "content": []}),
+        ev("client", 6, "session.update", session={}),
+        srv(7, "session.updated", 2, session={}),
+        srv(8, "conversation.item.added", 3, item={"id": "i", "type": "message", "role": "user"}),
+    )
+    plan = ReplaySession(c).plan
+    assert [[ev.type for _, ev in g.sends] for g in plan.gates] == [["session.created"], [], ["session.updated", "conversation.item.added"]]
