@@ -36,13 +36,13 @@ import collections
 import heapq
 import dataclasses
 import json
-from collections.abc import Callable
 from typing import Any
 
 from . import audio as _audio
 from .cassette import Cassette, RecordedEvent
 from .events import AUDIO_APPEND, ID_KEYS, VAD_POSITION_FIELD, Direction
 from .matching import FieldDiff, Matcher
+from .protocol.session import SessionModel
 
 _COMPACT = (",", ":")
 MISMATCH_CODE = "cassette_mismatch"
@@ -281,7 +281,7 @@ class ReplaySession:
         *,
         pace: float = 0.0,
         matcher: Matcher | None = None,
-        on_unmatched: Callable[[ReplaySession, dict[str, Any], float], bool] | None = None,
+        strict: bool = False,
     ) -> None:
         if pace < 0:
             raise ValueError("pace must be 0 (as fast as possible) or more")
@@ -291,13 +291,17 @@ class ReplaySession:
         self.pace = pace
         self.matcher = matcher or Matcher.build(cassette.matching)
         self.plan = build_plan(cassette, session_index)
-        self.on_unmatched = on_unmatched
+        #: strict: every client event must be in the recording. Lenient (the default): events the
+        #: real server answers from its state alone are answered from the session model.
+        self.strict = strict
+        self.model = SessionModel(cassette.dialect)
         self.journal: list[JournalEntry] = []
         self.divergences: list[Divergence] = []
         self.audio_ms = 0.0  # live audio appended this session
-        self.input_format = _audio.PCM16
         self._next_gate = 0
-        self._queue: collections.deque[tuple[float, Any, RecordedEvent | None]] = collections.deque()
+        # (due ms, frame, recorded event or None, the event as sent when synthesized or rewritten)
+        self._queue: collections.deque[tuple[float, Any, RecordedEvent | None, dict[str, Any] | None]] = collections.deque()
+        self._cancelled: set[str] = set()  # responses cut short live: their recorded rest is never sent
         self._last_at = 0.0
         self._id_map: dict[str, str] = {}
         self._metadata: dict[str, Any] = {}  # recorded response id -> live metadata
@@ -335,7 +339,7 @@ class ReplaySession:
         if etype == AUDIO_APPEND:
             audio = event.get("audio")
             if isinstance(audio, str):
-                self.audio_ms += self.input_format.duration_ms(_audio.b64_decoded_len(audio))
+                self.audio_ms += self.model.observe_client_audio(_audio.b64_decoded_len(audio))
             self.journal.append(JournalEntry(now_ms, strip_audio(event), "audio"))
             self._open_audio_gates(now_ms)
             return
@@ -356,9 +360,15 @@ class ReplaySession:
                 self.journal.append(JournalEntry(now_ms, strip_audio(event), "matched", gate.index))
                 self._open_audio_gates(now_ms)
                 return
-        if self.on_unmatched is not None and self.on_unmatched(self, event, now_ms):
-            self.journal.append(JournalEntry(now_ms, strip_audio(event), "answered"))
-            return
+        if not self.strict:
+            answers = self.model.answer(event)
+            if answers is not None:
+                if etype == "response.cancel" and answers and answers[-1]["type"] == "response.done":
+                    self._drop_response(self.model.active_response_id)
+                for answer in answers:
+                    self.send_synthesized(answer, now_ms)
+                self.journal.append(JournalEntry(now_ms, strip_audio(event), "answered"))
+                return
         self._diverge(event, i, now_ms)
 
     def reject(self, error: dict[str, Any], client_event: dict[str, Any] | None, now_ms: float) -> None:
@@ -371,7 +381,7 @@ class ReplaySession:
         """Queue an event the mock made up (not from the recording), after anything already queued."""
         if "event_id" not in event:
             event = {"type": event["type"], "event_id": self.new_event_id(), **event}
-        self._schedule(now_ms, json.dumps(event, separators=_COMPACT, ensure_ascii=False), None)
+        self._schedule(now_ms, json.dumps(event, separators=_COMPACT, ensure_ascii=False), None, event)
 
     def new_event_id(self) -> str:
         self._serial += 1
@@ -394,16 +404,17 @@ class ReplaySession:
             while queue and queue[0][0] <= now_ms:
                 due.append(queue.popleft())
         out: list[str | CloseFrame] = []
-        for _, frame, source in due:
+        observe = self.model.observe_server
+        for _, frame, source, data in due:
             if source is None:
-                if isinstance(frame, CloseFrame):
+                if data is None:  # a CloseFrame
                     out.append(frame)
                     self.closed = True
                     queue.clear()
                     break
-            elif source.type in _SESSION_EVENTS:
-                fmt, _ = _audio.session_formats(source.event.get("session") or {})
-                self.input_format = fmt or self.input_format
+                observe(data["type"], data)
+            else:
+                observe(source.type, source if data is None else data)
             out.append(frame)
         return out
 
@@ -424,7 +435,7 @@ class ReplaySession:
                 )
             for index, ev in gate.sends:
                 out.append({"event_index": index, "direction": "server", "type": ev.type})
-        for _, frame, source in self._queue:
+        for _, frame, source, _data in self._queue:
             if source is not None:
                 out.append({"event_index": None, "direction": "server", "type": source.type})
         return out
@@ -440,10 +451,17 @@ class ReplaySession:
             self._release(gate, now_ms, None)
             self._next_gate += 1
 
-    def _schedule(self, at_ms: float, frame: Any, source: RecordedEvent | None) -> None:
+    def _schedule(self, at_ms: float, frame: Any, source: RecordedEvent | None, data: dict[str, Any] | None = None) -> None:
         at_ms = max(at_ms, self._last_at)
         self._last_at = at_ms
-        self._queue.append((at_ms, frame, source))
+        self._queue.append((at_ms, frame, source, data))
+
+    def _drop_response(self, response_id: str | None) -> None:
+        """Forget what is still queued of a response cut short, and never send its recorded rest."""
+        if response_id is None:
+            return
+        self._cancelled.add(response_id)
+        self._queue = collections.deque(q for q in self._queue if q[2] is None or _response_of(q[2]) != response_id)
 
     def _release(self, gate: Gate, now_ms: float, live: dict[str, Any] | None) -> None:
         cue = gate.cue
@@ -454,15 +472,26 @@ class ReplaySession:
         base_us = gate.at_us if gate.kind != "audio" or not gate.sends else gate.sends[0][1].offset_us
         pace = self.pace
         recorded_cue_id = cue.get("event_id") if cue is not None else None
-        if not pace and not self._id_map and not self._metadata and owner_id is _NO_OWNER:
+        interrupted = self._interrupts(gate)
+        if not pace and not self._id_map and not self._metadata and owner_id is _NO_OWNER and not self._cancelled and not interrupted:
             # the common case: nothing to rewrite, everything due now; stored text goes out as is
             at = max(now_ms, self._last_at)
             self._last_at = at
-            self._queue.extend([(at, ev.text, ev) for _, ev in gate.sends])
+            self._queue.extend([(at, ev.text, ev, None) for _, ev in gate.sends])
         else:
-            for index, ev in gate.sends:
+            for n, (index, ev) in enumerate(gate.sends):
+                if self._cancelled and _response_of(ev) in self._cancelled:
+                    continue
                 at = now_ms + (ev.offset_us - base_us) / 1000.0 * pace if pace else now_ms
-                self._schedule(at, self._render(index, ev, owner_id, recorded_cue_id), ev)
+                text, data = self._render(index, ev, owner_id, recorded_cue_id)
+                self._schedule(at, text, ev, data)
+                if n == 0 and interrupted:
+                    # server VAD heard the user while a response was still going out: cut it short
+                    response_id = self.model.active_response_id
+                    cancel = self.model.cancel("turn_detected")
+                    self._drop_response(response_id)
+                    for event in cancel:
+                        self.send_synthesized(event, at)
         if gate is self.plan.gates[-1] and self.plan.close is not None and self.plan.close.by == "server":
             close = self.plan.close
             last_us = gate.sends[-1][1].offset_us if gate.sends else base_us
@@ -492,7 +521,18 @@ class ReplaySession:
                             self._metadata[rid] = live_meta
                         break
 
-    def _render(self, index: int, ev: RecordedEvent, owner_id: Any, recorded_cue_id: Any) -> str:
+    def _interrupts(self, gate: Gate) -> bool:
+        """A speech_started gate opening while a response is still going out, not recorded as cut."""
+        if gate.kind != "audio" or not gate.sends or gate.sends[0][1].type != "input_audio_buffer.speech_started":
+            return False
+        response_id = self.model.active_response_id
+        if response_id is None or not self.model.interrupt_response:
+            return False
+        pending = any(q[2] is not None and _response_of(q[2]) == response_id for q in self._queue)
+        recorded_end = any(ev.type == "response.done" and _response_of(ev) == response_id for _, ev in gate.sends)
+        return pending and not recorded_end
+
+    def _render(self, index: int, ev: RecordedEvent, owner_id: Any, recorded_cue_id: Any) -> tuple[str, dict[str, Any] | None]:
         data: dict[str, Any] | None = None
         etype = ev.type
         if etype == "error" and owner_id is not _NO_OWNER:
@@ -509,8 +549,8 @@ class ReplaySession:
             if found and not found.isdisjoint(self._id_map):
                 data = _replace_ids(data if data is not None else ev.event, self._id_map)
         if data is None:
-            return ev.text
-        return json.dumps(data, separators=_COMPACT, ensure_ascii=False)
+            return ev.text, None
+        return json.dumps(data, separators=_COMPACT, ensure_ascii=False), data
 
     def _diverge(self, event: dict[str, Any], gate_index: int, now_ms: float) -> None:
         gates = self.plan.gates
@@ -554,8 +594,15 @@ class ReplaySession:
         )
 
 
+def _response_of(ev: RecordedEvent) -> str | None:
+    """The response a recorded server event belongs to."""
+    rid = ev.get("response_id")
+    if rid is None and ev.type in ("response.created", "response.done"):
+        rid = (ev.event.get("response") or {}).get("id")
+    return rid if isinstance(rid, str) else None
+
+
 _NO_OWNER = object()
-_SESSION_EVENTS = frozenset({"session.created", "session.updated"})
 
 
 class SessionCursor:

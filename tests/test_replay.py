@@ -75,7 +75,7 @@ def test_pace_zero_releases_everything_at_once_and_pace_scales_recorded_delays()
     fast.pop_due(0)
     fast.receive(TEXT_TURN.sessions[0].events[1].event, 100)
     fast.receive({"type": "response.create"}, 100)
-    assert {t for t, _, _ in fast._queue} == {100}
+    assert {t for t, *_ in fast._queue} == {100}
     half = ReplaySession(TEXT_TURN, pace=0.5)
     half.start(0)
     half.pop_due(1e9)
@@ -83,7 +83,7 @@ def test_pace_zero_releases_everything_at_once_and_pace_scales_recorded_delays()
     half.pop_due(1e9)
     half.receive({"type": "response.create"}, 1000)
     # recorded: cue at 20 ms, created at 300, deltas at 320/340, done at 400 -> delays 280/300/320/380 * 0.5
-    assert [t for t, _, _ in half._queue] == [1140.0, 1150.0, 1160.0, 1190.0]
+    assert [t for t, *_ in half._queue] == [1140.0, 1150.0, 1160.0, 1190.0]
     assert half.next_deadline() == 1140.0
     assert types(half, 1155) == ["response.created", "response.output_text.delta"]
     assert types(half, 1190) == ["response.output_text.delta", "response.done"]
@@ -94,7 +94,7 @@ def test_a_later_release_is_never_scheduled_before_an_earlier_one():
     engine.start(0)
     engine.receive(TEXT_TURN.sessions[0].events[1].event, 0)
     engine.receive({"type": "response.create"}, 0)
-    times = [t for t, _, _ in engine._queue]
+    times = [t for t, *_ in engine._queue]
     assert times == sorted(times)
 
 
@@ -159,7 +159,7 @@ def test_near_miss_names_the_differing_fields_that_matter():
         ev("client", 5, "session.update", session={"type": "realtime", "tools": [{"type": "function", "name": "list_emails"}]}),
         srv(6, "session.updated", 2, session={}),
     )
-    engine = ReplaySession(c)
+    engine = ReplaySession(c, strict=True)
     engine.start(0)
     frames(engine)
     engine.receive({"type": "session.update", "session": {"type": "realtime", "tools": [{"type": "function", "name": "get_weather"}]}}, 1)
@@ -300,7 +300,7 @@ def test_an_absent_tool_choice_matches_a_recorded_auto():
     engine.start(0)
     engine.receive({"type": "session.update", "session": {"type": "realtime"}}, 1)
     assert engine.divergences == []
-    engine = ReplaySession(c)
+    engine = ReplaySession(c, strict=True)
     engine.start(0)
     engine.receive({"type": "session.update", "session": {"type": "realtime", "tool_choice": "required"}}, 1)
     assert [d.path for d in engine.divergences[0].differences if d.matched_on] == ["session.tool_choice"]
