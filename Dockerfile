@@ -1,0 +1,43 @@
+# mockrealtime as a stand-in endpoint for the OpenAI Realtime API.
+#
+#   docker build -t mockrealtime .
+#   docker run --rm -p 127.0.0.1:8080:8080 mockrealtime
+#   # then: AsyncOpenAI(api_key="sk-test", websocket_base_url="ws://127.0.0.1:8080/v1")
+#
+# Configuration is the MOCKREALTIME_* environment (the same ServerConfig the CLI builds);
+# /cassettes holds what is served: the bundled cassettes, or your own mounted over them.
+FROM python:3.12-slim
+
+LABEL org.opencontainers.image.title="mockrealtime" \
+      org.opencontainers.image.description="A stand-in for the OpenAI Realtime API that replays recorded sessions (cassettes)" \
+      org.opencontainers.image.licenses="MIT"
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Installed from the build context. The dependencies (aiohttp, PyYAML, jsonschema) come as wheels,
+# so no compiler is needed; hatchling lives only in pip's throwaway build environment.
+COPY pyproject.toml README.md /src/
+COPY mockrealtime /src/mockrealtime
+COPY cassettes /src/cassettes
+RUN pip install --no-cache-dir /src \
+ && cp -r /src/cassettes /cassettes \
+ && rm -rf /src \
+ && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin mockrealtime
+
+# Inside the container only: listen on every interface so a published port reaches the server.
+ENV MOCKREALTIME_HOST=0.0.0.0 \
+    MOCKREALTIME_PORT=8080 \
+    MOCKREALTIME_CASSETTES=/cassettes
+
+VOLUME ["/cassettes"]
+EXPOSE 8080
+USER 10001
+
+# urllib with proxies off: an HTTP(S)_PROXY passed into the container must not catch loopback.
+HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request as u; u.build_opener(u.ProxyHandler({})).open('http://127.0.0.1:%s/healthz' % os.environ.get('MOCKREALTIME_PORT', '8080'), timeout=2)"]
+
+ENTRYPOINT ["mockrealtime"]
+CMD ["serve"]
