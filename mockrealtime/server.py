@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from .choice import CassetteQueue
 from .config import ServerConfig
 from .errors import CassetteError, CassetteNotFoundError
 from .events import BETA, GA
@@ -67,10 +68,22 @@ class MockState:
         self.sockets: set[web.WebSocketResponse] = set()
         self.validators = {d: ClientEventValidator(d) for d in (GA, BETA)} if config.validate else {}
         self.match_override = {"mode": config.match_mode} if config.match_mode else None
+        #: Admin API: cassettes chosen for connections that name none; long-polls on the journals.
+        self.chosen = CassetteQueue()
+        self.journal_waiters: set[asyncio.Future[None]] = set()
 
     def reset(self) -> None:
         self.cursor.reset()
         self.connections.clear()
+        self.chosen.clear()
+        self.journal_changed()
+
+    def journal_changed(self) -> None:
+        """Wake the admin long-polls: a journal grew, a connection closed, or a reset."""
+        for waiter in self.journal_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.journal_waiters.clear()
 
 
 STATE = web.AppKey("mockrealtime_state", MockState)
@@ -88,6 +101,8 @@ def negotiate_dialect(request: web.Request) -> str:
 async def realtime(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     name = request.match_info.get("name") or request.headers.get(CASSETTE_HEADER) or None
+    chosen = name is None and state.chosen.peek() is not None
+    name = name or state.chosen.peek()
     dialect = negotiate_dialect(request)
     try:
         cassette = state.library.resolve(name, dialect)
@@ -102,6 +117,8 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(protocols=("realtime",), compress=False, max_msg_size=0, autoping=True)
     if not ws.can_prepare(request).ok:
         return web.Response(status=426, text="mockrealtime: this endpoint speaks WebSocket (the Realtime API)\n")
+    if chosen:
+        state.chosen.consume()
     session_index = state.cursor.take(cassette)
     matcher = Matcher.build(cassette.matching, state.match_override)
     engine = ReplaySession(cassette, session_index, pace=state.config.pace, matcher=matcher)
@@ -116,6 +133,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         state.sockets.discard(ws)
         report.open = False
         report.close_code = ws.close_code
+        state.journal_changed()
         unplayed = engine.unplayed()
         if engine.divergences or unplayed:
             log.info(
@@ -186,6 +204,8 @@ async def _serve(ws: web.WebSocketResponse, engine: ReplaySession, state: MockSt
                 reject(parse_client_frame(msg.data)[1], None)  # type: ignore[arg-type]
             else:
                 break
+            if state.journal_waiters:  # an admin long-poll is waiting; one set lookup otherwise
+                state.journal_changed()
             await flush()
     finally:
         if timer is not None:
@@ -214,5 +234,8 @@ def make_app(config: ServerConfig | None = None) -> web.Application:
     app.router.add_get("/c/{name}", realtime)
     app.router.add_get("/c/{name}/{tail:.*}", realtime)
     app.on_shutdown.append(_close_sockets)
+    from .admin import add_admin_routes  # here: admin.py imports this module
+
+    add_admin_routes(app)
     return app
 

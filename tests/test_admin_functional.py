@@ -1,0 +1,257 @@
+"""The admin API over real HTTP while real clients (the openai SDK, a bare WebSocket) replay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+from openai import AsyncOpenAI
+
+from mockrealtime.library import CassetteLibrary
+
+TIMEOUT_S = 10
+BUNDLED = CassetteLibrary()
+
+FLAT_TOOL = {
+    "type": "function",
+    "name": "list_emails",
+    "description": "List the user's most recent emails, newest first.",
+    "parameters": {"type": "object", "properties": {"numEmails": {"type": "integer"}}, "required": ["numEmails"]},
+}
+
+
+def recorded_session_id(name: str, dialect: str = "ga") -> str:
+    first = BUNDLED.resolve(name, dialect).sessions[0].events[0].event
+    assert first["type"] == "session.created"
+    return first["session"]["id"]
+
+
+@pytest.fixture
+async def admin(server):
+    async with aiohttp.ClientSession(base_url=server.http_url) as http:
+
+        async def call(method: str, path: str, body: Any = None, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+            async with http.request(method, "/__admin" + path, json=body, **kwargs) as resp:
+                assert resp.content_type == "application/json"
+                return resp.status, await resp.json()
+
+        yield call
+
+
+async def first_event(server, base_url: str, **headers: str) -> dict[str, Any]:
+    client = AsyncOpenAI(api_key="sk-test-not-a-key", websocket_base_url=base_url)
+    async with client.realtime.connect(model="gpt-realtime", extra_headers=headers) as conn:
+        return json.loads(await asyncio.wait_for(conn.recv_bytes(), TIMEOUT_S))
+
+
+async def recv_until(conn, type_: str) -> list[dict[str, Any]]:
+    out = []
+    while True:
+        out.append(json.loads(await asyncio.wait_for(conn.recv_bytes(), TIMEOUT_S)))
+        if out[-1]["type"] == type_:
+            return out
+
+
+async def tool_round_trip(server) -> str:
+    """What an agent does with the function_call cassette; returns the call_id it answered."""
+    client = AsyncOpenAI(api_key="sk-test-not-a-key", websocket_base_url=server.base_url())
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        await recv_until(conn, "session.created")
+        await conn.session.update(session={"type": "realtime", "tools": [FLAT_TOOL], "instructions": "x"})
+        await conn.conversation.item.create(
+            item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "How many emails?"}]}
+        )
+        await conn.response.create()
+        done = (await recv_until(conn, "response.done"))[-1]
+        call = done["response"]["output"][0]
+        await conn.conversation.item.create(
+            item={"type": "function_call_output", "call_id": call["call_id"], "output": json.dumps({"total": 3})}
+        )
+        await conn.response.create()
+        follow_up = (await recv_until(conn, "response.done"))[-1]
+        assert follow_up["response"]["status"] == "completed"
+        return call["call_id"]
+
+
+# -- cassettes and the queue ----------------------------------------------------------------------
+
+
+async def test_cassettes_lists_every_bundled_cassette_with_its_dialects_and_the_default(admin):
+    status, body = await admin("GET", "/cassettes")
+    assert status == 200
+    assert [c["name"] for c in body["cassettes"]] == BUNDLED.names()
+    by_name = {c["name"]: c for c in body["cassettes"]}
+    assert by_name["function_call"]["dialects"] == ["beta", "ga"]
+    assert by_name["function_call"]["description"].startswith("A complete tool round trip")
+    assert (body["default"], body["next"]) == ("hello", [])
+
+
+async def test_a_chosen_cassette_serves_that_many_connections_then_the_default(server, admin):
+    status, body = await admin("POST", "/cassettes/next", {"cassette": "function_call", "connections": 2})
+    assert (status, body["next"]) == (200, [{"cassette": "function_call", "connections": 2}])
+    sessions = [(await first_event(server, server.base_url()))["session"]["id"] for _ in range(3)]
+    assert sessions == [recorded_session_id("function_call")] * 2 + [recorded_session_id("hello")]
+    assert (await admin("GET", "/cassettes/next"))[1]["next"] == []
+
+
+async def test_a_connection_that_names_its_cassette_keeps_it_and_leaves_the_queue_alone(server, admin):
+    await admin("POST", "/cassettes/next", {"cassette": "function_call", "connections": 1})
+    by_path = await first_event(server, server.base_url("hello"))
+    by_header = await first_event(server, server.base_url(), **{"X-Mockrealtime-Cassette": "hello"})
+    assert by_path["session"]["id"] == by_header["session"]["id"] == recorded_session_id("hello")
+    assert (await admin("GET", "/cassettes/next"))[1]["next"] == [{"cassette": "function_call", "connections": 1}]
+
+
+async def test_a_choice_without_a_count_holds_until_reset(server, admin):
+    await admin("POST", "/cassettes/next", {"cassette": "function_call"})
+    for _ in range(3):
+        assert (await first_event(server, server.base_url()))["session"]["id"] == recorded_session_id("function_call")
+    assert (await admin("POST", "/reset"))[0] == 200
+    assert (await first_event(server, server.base_url()))["session"]["id"] == recorded_session_id("hello")
+
+
+async def test_choices_queue_up_in_order_and_delete_empties_the_queue(server, admin):
+    await admin("POST", "/cassettes/next", {"cassette": "function_call", "connections": 1})
+    await admin("POST", "/cassettes/next", {"cassette": "missing_call_id", "connections": 1})
+    assert (await first_event(server, server.base_url()))["session"]["id"] == recorded_session_id("function_call")
+    assert (await admin("DELETE", "/cassettes/next"))[1]["next"] == []
+    assert (await first_event(server, server.base_url()))["session"]["id"] == recorded_session_id("hello")
+
+
+async def test_a_plain_get_or_a_missing_dialect_does_not_use_up_a_choice(server, admin):
+    await admin("POST", "/cassettes/next", {"cassette": "function_call", "connections": 1})
+    async with aiohttp.ClientSession() as http, http.get(server.http_url + "/v1/realtime") as resp:
+        assert resp.status == 426
+    assert (await admin("GET", "/cassettes/next"))[1]["next"] == [{"cassette": "function_call", "connections": 1}]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"cassette": "no_such_cassette"}, 404, "cassette_not_found"),
+        ({"cassette": "hello", "connections": 0}, 400, "invalid_request"),
+        ({"cassette": "hello", "connections": "two"}, 400, "invalid_request"),
+        ({"connections": 1}, 400, "invalid_request"),
+        ([1, 2], 400, "invalid_request"),
+    ],
+)
+async def test_a_bad_choice_is_refused_with_a_json_error(admin, body, status, code):
+    got_status, got = await admin("POST", "/cassettes/next", body)
+    assert (got_status, got["error"]["code"]) == (status, code)
+    assert (await admin("GET", "/cassettes/next"))[1]["next"] == []
+
+
+async def test_a_body_that_is_not_json_is_a_400(server):
+    async with aiohttp.ClientSession() as http:
+        async with http.post(server.http_url + "/__admin/cassettes/next", data=b"{nope") as resp:
+            assert resp.status == 400
+            assert "not JSON" in (await resp.json())["error"]["message"]
+
+
+async def test_unknown_admin_paths_answer_json_with_the_list_of_endpoints(admin):
+    status, body = await admin("GET", "/nope")
+    assert status == 404
+    assert {"method": "POST", "path": "/__admin/reset"} in [
+        {k: e[k] for k in ("method", "path")} for e in body["error"]["endpoints"]
+    ]
+    assert (await admin("GET", ""))[1]["endpoints"] == body["error"]["endpoints"]
+
+
+# -- journal, wait-for, divergences, unplayed -------------------------------------------------------
+
+
+async def test_wait_for_returns_as_soon_as_the_sdk_client_sends_the_tool_output(server, admin):
+    """The journal long-poll runs beside a real client doing the tool round trip."""
+    await admin("POST", "/cassettes/next", {"cassette": "function_call", "connections": 1})
+    wait = asyncio.create_task(
+        admin("POST", "/journal/wait", {"type": "conversation.item.create", "count": 2, "timeout_s": TIMEOUT_S})
+    )
+    call_id = await tool_round_trip(server)
+    status, body = await wait
+    assert status == 200
+    assert body["count"] == 2 and body["waited_s"] < TIMEOUT_S
+    output = body["entries"][1]
+    assert (output["connection"], output["outcome"]) == (0, "matched")
+    assert output["event"]["item"] == {"type": "function_call_output", "call_id": call_id, "output": '{"total": 3}'}
+
+    status, body = await admin("GET", "/journal/wait?connection=0&closed=true&timeout_s=5")
+    assert status == 200
+    status, report = await admin("GET", "/connections/0")
+    assert (report["cassette"], report["open"], report["divergences"], report["unplayed"]) == ("function_call", False, [], [])
+    assert [e["event"]["type"] for e in report["journal"]] == [
+        "session.update", "conversation.item.create", "response.create", "conversation.item.create", "response.create",
+    ]
+    assert server.state.journal_waiters == set()
+
+
+async def test_journal_filters_by_type_outcome_connection_and_cassette(server, admin):
+    await admin("POST", "/cassettes/next", {"cassette": "function_call", "connections": 1})
+    await tool_round_trip(server)
+    await first_event(server, server.base_url("hello"))
+    await admin("GET", "/journal/wait?closed=true&timeout_s=5")
+    _, body = await admin("GET", "/journal?type=response.create")
+    assert [e["type"] for e in body["entries"]] == ["response.create", "response.create"]
+    _, both = await admin("GET", "/journal", params=[("type", "session.update"), ("type", "response.create")])
+    assert both["count"] == 3
+    assert (await admin("GET", "/journal?type=session.update,response.create"))[1]["count"] == 3
+    assert (await admin("GET", "/journal?cassette=hello"))[1]["count"] == 0
+    assert (await admin("GET", "/journal?connection=0&outcome=matched"))[1]["count"] == 5
+    _, summary = await admin("GET", "/connections")
+    assert [(c["id"], c["cassette"], c["open"]) for c in summary["connections"]] == [(0, "function_call", False), (1, "hello", False)]
+    assert summary["connections"][0]["counts"] == {"journal": 5, "divergences": 0, "unplayed": 0}
+
+
+async def test_wait_for_times_out_with_408_and_what_it_found(admin):
+    status, body = await admin("GET", "/journal/wait?type=response.cancel&timeout_s=0.2")
+    assert status == 408
+    assert body["count"] == 0 and body["entries"] == []
+    assert body["error"]["code"] == "timeout"
+    assert 0.2 <= body["waited_s"] < 2
+
+
+@pytest.mark.parametrize("query", ["timeout_s=-1", "timeout_s=1e9", "timeout_s=soon", "count=x", "closed=maybe"])
+async def test_wait_for_refuses_bad_parameters(admin, query):
+    status, body = await admin("GET", "/journal/wait?" + query)
+    assert (status, body["error"]["code"]) == (400, "invalid_request")
+
+
+async def test_divergences_and_unplayed_from_a_bare_websocket_client(server, admin):
+    """What a client in any language sees: plain WebSocket frames and plain HTTP JSON."""
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(server.ws_url + "/c/function_call/v1/realtime?model=gpt-realtime") as ws:
+            assert json.loads((await ws.receive()).data)["type"] == "session.created"
+            await ws.send_json({"type": "response.create", "event_id": "evt_early"})
+            error = json.loads((await ws.receive(timeout=TIMEOUT_S)).data)
+            assert (error["type"], error["error"]["event_id"]) == ("error", "evt_early")
+            status, body = await admin("GET", "/unplayed")
+            assert body["unplayed"][0]["open"] is True
+            assert body["unplayed"][0]["events"][0] == {"event_index": 1, "direction": "client", "type": "session.update"}
+    _, body = await admin("GET", "/journal/wait?closed=true&timeout_s=5")
+    _, diverged = await admin("GET", "/divergences")
+    assert diverged["count"] == 1
+    (d,) = diverged["divergences"]
+    assert (d["connection"], d["expected"]["type"], d["received"]["type"]) == (0, "session.update", "response.create")
+    assert "expected 'session.update'" in d["summary"]
+    _, unplayed = await admin("GET", "/unplayed?connection=0")
+    assert unplayed["unplayed"][0]["open"] is False
+    assert {"direction": "client", "type": "session.update", "event_index": 1} in unplayed["unplayed"][0]["events"]
+
+
+async def test_reset_forgets_connections_and_rewinds_sessions(server, admin):
+    await first_event(server, server.base_url("hello"))
+    await admin("GET", "/journal/wait?closed=true&timeout_s=5")
+    assert len((await admin("GET", "/connections"))[1]["connections"]) == 1
+    assert (await admin("POST", "/reset"))[1] == {"status": "ok"}
+    assert (await admin("GET", "/connections"))[1]["connections"] == []
+    assert (await admin("GET", "/connections/0"))[0] == 404
+
+
+async def test_reset_wakes_a_wait_that_then_keeps_waiting(server, admin):
+    wait = asyncio.create_task(admin("GET", "/journal/wait?type=response.create&timeout_s=0.5"))
+    await asyncio.sleep(0.05)
+    await admin("POST", "/reset")
+    status, body = await wait
+    assert status == 408 and body["waited_s"] >= 0.5
