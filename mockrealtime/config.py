@@ -32,6 +32,14 @@ class ServerConfig:
     max_frame_bytes: int = 16 * 1024 * 1024
     #: Matching mode for every connection: default, type or exact (cassettes may refine rules).
     match_mode: str | None = None
+    #: Every client event must be in the recording (lenient: housekeeping is answered from state).
+    strict: bool = False
+    #: Require this API key; a wrong one gets invalid_api_key and close 3000, as the real API does.
+    api_key: str | None = None
+    #: End sessions after this many seconds with session_expired (the real API: 60 minutes).
+    max_session_s: float | None = None
+    #: Refuse beta connections with beta_api_shape_disabled, as the API has since 2026.
+    beta_retired: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
@@ -57,6 +65,8 @@ class ServerConfig:
             raise ConfigError(f"port {self.port} is out of range")
         if self.match_mode not in (None, "default", "type", "exact"):
             raise ConfigError(f"match mode {self.match_mode!r} is not one of default, type, exact")
+        if self.max_session_s is not None and self.max_session_s <= 0:
+            raise ConfigError("max_session_s must be positive")
         if self.max_frame_bytes <= 0:
             raise ConfigError("max_frame_bytes must be positive")
 

@@ -383,6 +383,13 @@ class ReplaySession:
             event = {"type": event["type"], "event_id": self.new_event_id(), **event}
         self._schedule(now_ms, json.dumps(event, separators=_COMPACT, ensure_ascii=False), None, event)
 
+    def end(self, error: dict[str, Any], code: int, reason: str, now_ms: float) -> None:
+        """End the session now: what is still queued is dropped, then one error and a close."""
+        self._queue.clear()
+        self._last_at = now_ms
+        self.send_synthesized(error, now_ms)
+        self._schedule(now_ms, CloseFrame(code, reason), None)
+
     def new_event_id(self) -> str:
         self._serial += 1
         return f"event_MR{self._serial:019d}"

@@ -15,7 +15,8 @@ from aiohttp import WSMsgType, web
 
 from .choice import CassetteQueue
 from .config import ServerConfig
-from .errors import CassetteError, CassetteNotFoundError
+from .connection import connection_settings, expiry, presented_key, refusal
+from .errors import CassetteError, CassetteNotFoundError, ConfigError
 from .events import BETA, GA
 from .library import CassetteLibrary
 from .matching import Matcher
@@ -117,18 +118,31 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(protocols=("realtime",), compress=False, max_msg_size=0, autoping=True)
     if not ws.can_prepare(request).ok:
         return web.Response(status=426, text="mockrealtime: this endpoint speaks WebSocket (the Realtime API)\n")
+    try:
+        settings = connection_settings(state.config, request.headers, request.query)
+    except ConfigError as exc:
+        return web.json_response({"error": {"type": "invalid_request_error", "code": "bad_setting", "message": str(exc)}}, status=400)
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    refused = refusal(settings, dialect, presented_key(request.headers, request.query, offered))
+    if refused is not None:
+        # the real API accepts the upgrade, then sends one error and closes
+        error, code, reason = refused
+        await ws.prepare(request)
+        await ws.send_json({"type": "error", "event_id": "event_MR" + "0" * 19, **error})
+        await ws.close(code=code, message=reason.encode())
+        return ws
     if chosen:
         state.chosen.consume()
     session_index = state.cursor.take(cassette)
     matcher = Matcher.build(cassette.matching, state.match_override)
-    engine = ReplaySession(cassette, session_index, pace=state.config.pace, matcher=matcher)
+    engine = ReplaySession(cassette, session_index, pace=state.config.pace, matcher=matcher, strict=settings.strict)
     report = ConnectionReport(len(state.connections), cassette.label, session_index, dialect, request.path, engine)
     state.connections.append(report)
     await ws.prepare(request)
     state.sockets.add(ws)
     log.info("= connection %d: cassette %s session %d (%s)", report.id, cassette.name, session_index, dialect)
     try:
-        await _serve(ws, engine, state, dialect)
+        await _serve(ws, engine, state, dialect, settings.max_session_s)
     finally:
         state.sockets.discard(ws)
         report.open = False
@@ -143,7 +157,9 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def _serve(ws: web.WebSocketResponse, engine: ReplaySession, state: MockState, dialect: str) -> None:
+async def _serve(
+    ws: web.WebSocketResponse, engine: ReplaySession, state: MockState, dialect: str, max_session_s: float | None
+) -> None:
     loop = asyncio.get_running_loop()
     t0 = loop.time()
 
@@ -180,6 +196,12 @@ async def _serve(ws: web.WebSocketResponse, engine: ReplaySession, state: MockSt
             client_event_id = None
         engine.reject(error.to_event(client_event_id, engine.new_event_id()), event, now_ms())
 
+    def expire() -> None:
+        error, code, reason = expiry(max_session_s)  # type: ignore[arg-type]
+        engine.end(error, code, reason, now_ms())
+        loop.create_task(flush())
+
+    expiry_timer = loop.call_at(t0 + max_session_s, expire) if max_session_s else None
     engine.start(now_ms())
     await flush()
     try:
@@ -210,6 +232,8 @@ async def _serve(ws: web.WebSocketResponse, engine: ReplaySession, state: MockSt
     finally:
         if timer is not None:
             timer.cancel()
+        if expiry_timer is not None:
+            expiry_timer.cancel()
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -1,0 +1,116 @@
+"""Session-level behaviours of the real API, chosen per server or per connection.
+
+* a required API key: a wrong one gets one ``invalid_api_key`` error, then close 3000;
+* a maximum session duration: ``session_expired``, then close;
+* "beta retired": a beta connection gets ``beta_api_shape_disabled``, then close 4000 (for teams
+  checking their migration to GA);
+* strict matching: every client event must be in the recording.
+
+Per connection, each can be set by a header ``X-Mockrealtime-<Setting>`` or a query parameter
+``mockrealtime_<setting>`` (browsers cannot set headers). Sans-IO: plain mappings in, decisions out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .config import ServerConfig
+from .errors import ConfigError
+
+#: Close codes and reasons follow the pattern of the API's fatal in-band errors: one ``error``
+#: event, then a close whose reason is ``<error.type>.<error.code>`` (protocol.md §1.5).
+AUTH_CLOSE = 3000
+FATAL_CLOSE = 4000
+#: One public project records the session-expiry close as 1001 carrying the message (unverified).
+EXPIRY_CLOSE = 1001
+
+_BETA_DISABLED = "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API."
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    strict: bool = False
+    max_session_s: float | None = None
+    beta_retired: bool = False
+    api_key: str | None = None
+
+
+def _flag(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{value!r} is not a boolean")
+
+
+def connection_settings(config: ServerConfig, headers: Mapping[str, str], query: Mapping[str, str]) -> ConnectionSettings:
+    """The server's settings, overridden by this connection's headers or query parameters."""
+    values: dict[str, Any] = {
+        "strict": config.strict,
+        "max_session_s": config.max_session_s,
+        "beta_retired": config.beta_retired,
+        "api_key": config.api_key,
+    }
+    for name, parse in (("strict", _flag), ("max_session_s", float), ("beta_retired", _flag), ("api_key", str)):
+        raw = headers.get("X-Mockrealtime-" + name.replace("_", "-").title())
+        if raw is None:
+            raw = query.get("mockrealtime_" + name)
+        if raw is not None:
+            try:
+                values[name] = parse(raw)
+            except ValueError:
+                raise ConfigError(f"bad value for {name}: {raw!r}") from None
+    return ConnectionSettings(**values)
+
+
+def presented_key(headers: Mapping[str, str], query: Mapping[str, str], subprotocols: Iterable[str]) -> str | None:
+    """The key a client authenticated with: Bearer header, Azure api-key, or browser subprotocol."""
+    auth = headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    for source in (headers.get("api-key"), query.get("api-key")):
+        if source:
+            return source
+    for proto in subprotocols:
+        if proto.startswith("openai-insecure-api-key."):
+            return proto[len("openai-insecure-api-key."):]
+    return None
+
+
+def mask_key(key: str) -> str:
+    """How the API shows a key it refused: ``sk-proj-...sQoA``; never the whole key."""
+    if len(key) < 12:
+        return "*" * len(key)
+    return f"{key[:8]}...{key[-4:]}"
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": "invalid_request_error", "code": code, "message": message,
+                                       "param": None, "event_id": None}}
+
+
+def refusal(settings: ConnectionSettings, dialect: str, key: str | None) -> tuple[dict[str, Any], int, str] | None:
+    """The error event and close (code, reason) that end a connection at once, or None."""
+    if settings.api_key is not None and key != settings.api_key:
+        if key:
+            message = (f"Incorrect API key provided: {mask_key(key)}. "
+                       "You can find your API key at https://platform.openai.com/account/api-keys.")
+        else:
+            # Unverified for realtime: the REST API's wording for a missing key.
+            message = ("You didn't provide an API key. You need to provide your API key in an Authorization "
+                       "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+        return _error("invalid_api_key", message), AUTH_CLOSE, "invalid_request_error.invalid_api_key"
+    if settings.beta_retired and dialect == "beta":
+        return _error("beta_api_shape_disabled", _BETA_DISABLED), FATAL_CLOSE, "invalid_request_error.beta_api_shape_disabled"
+    return None
+
+
+def expiry(max_session_s: float) -> tuple[dict[str, Any], int, str]:
+    """What the server sends when a session reaches its maximum duration."""
+    minutes = max_session_s / 60
+    shown = f"{minutes:.0f}" if minutes == int(minutes) else f"{minutes:.2f}".rstrip("0").rstrip(".")
+    message = f"Your session hit the maximum duration of {shown} minutes."
+    return _error("session_expired", message), EXPIRY_CLOSE, message
