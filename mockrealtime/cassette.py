@@ -32,7 +32,7 @@ import itertools
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 from typing import Any
 
@@ -672,20 +672,24 @@ def dumps_document(doc: dict[str, Any], description: str = "") -> str:
 _SIDECAR_RE = r"\.s\d+\.(client|server)\.(pcm16|g711_ulaw|g711_alaw)\.wav$"
 
 
-def save(cassette: Cassette, path: str) -> list[str]:
+def save(cassette: Cassette, path: str, *, check: Callable[[dict[str, Any]], None] | None = None) -> list[str]:
     """Write a cassette and its sidecars atomically; returns the files written.
 
     Sidecars go first and the YAML last, so the YAML on disk never names audio that is not there;
     sidecars of an earlier version of the same cassette that are no longer named are removed.
+    ``check`` sees the document (as it will be written, runs collapsed) before anything touches
+    the disk; whatever it raises stops the save (the redaction scan uses it).
     """
     path = os.path.abspath(path)
     directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
     stem = os.path.basename(path)
     for ext in (".yaml", ".yml"):
         if stem.endswith(ext):
             stem = stem[: -len(ext)]
     doc, files = to_document(cassette, stem)
+    if check is not None:
+        check(doc)
+    os.makedirs(directory, exist_ok=True)
     written = []
     for name, blob in files.items():
         _audio.write_atomic(os.path.join(directory, name), blob)

@@ -5,7 +5,9 @@
     MockRealtimeError
     ├── CassetteError
     │   ├── CassetteFormatError      a cassette file is broken (names the file and the JSON path)
-    │   └── CassetteNotFoundError    no cassette by that name (lists what is available)
+    │   ├── CassetteNotFoundError    no cassette by that name (lists what is available)
+    │   └── SecretLeftError          a recording still holds something that looks like a key;
+    │                                nothing was saved (names the JSON paths, never the values)
     ├── ConfigError                  a bad option, flag or environment variable
     └── DivergenceError (also an AssertionError)
                                      the live client departed from the recording; raised by the
@@ -45,6 +47,24 @@ class CassetteNotFoundError(CassetteError):
         listing = ", ".join(available) if available else "(none)"
         extra = f" ({detail})" if detail else ""
         super().__init__(f"no cassette named {name!r}{extra}; available: {listing}")
+
+
+class SecretLeftError(CassetteError):
+    """Redaction missed something that looks like a secret, so the cassette was not saved.
+
+    ``findings`` holds ``(json_path, what)`` pairs; the secret values themselves never go into the
+    message, a log or a traceback.
+    """
+
+    def __init__(self, file: str, findings: list[tuple[str, str]]) -> None:
+        self.file = file
+        self.findings = findings
+        listing = "".join(f"\n  {path}: {what}" for path, what in findings)
+        super().__init__(
+            f"{file}: refusing to save, {len(findings)} value(s) still look like secrets:{listing}\n"
+            "nothing was written; scrub them with a redaction rule (--redact-path JSONPATH or "
+            "--redact-pattern REGEX) and record again"
+        )
 
 
 class ConfigError(MockRealtimeError):
