@@ -381,7 +381,14 @@ class ReplaySession:
         """Queue an event the mock made up (not from the recording), after anything already queued."""
         if "event_id" not in event:
             event = {"type": event["type"], "event_id": self.new_event_id(), **event}
-        self._schedule(now_ms, json.dumps(event, separators=_COMPACT, ensure_ascii=False), None, event)
+        frame = json.dumps(event, separators=_COMPACT, ensure_ascii=False)
+        queue = self._queue
+        if not queue or queue[-1][0] <= now_ms:
+            self._schedule(now_ms, frame, None, event)
+            return
+        # The server answers at once, even while a paced response is still streaming out.
+        position = next(i for i, q in enumerate(queue) if q[0] > now_ms)
+        queue.insert(position, (now_ms, frame, None, event))
 
     def end(self, error: dict[str, Any], code: int, reason: str, now_ms: float) -> None:
         """End the session now: what is still queued is dropped, then one error and a close."""
