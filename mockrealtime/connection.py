@@ -43,7 +43,7 @@ def _flag(value: str) -> bool:
         return True
     if lowered in ("0", "false", "no", "off"):
         return False
-    raise ConfigError(f"{value!r} is not a boolean")
+    raise ValueError(value)
 
 
 def connection_settings(config: ServerConfig, headers: Mapping[str, str], query: Mapping[str, str]) -> ConnectionSettings:
@@ -111,6 +111,6 @@ def refusal(settings: ConnectionSettings, dialect: str, key: str | None) -> tupl
 def expiry(max_session_s: float) -> tuple[dict[str, Any], int, str]:
     """What the server sends when a session reaches its maximum duration."""
     minutes = max_session_s / 60
-    shown = f"{minutes:.0f}" if minutes == int(minutes) else f"{minutes:.2f}".rstrip("0").rstrip(".")
+    shown = f"{minutes:.3g}"  # 60 -> "60" as the API says; a test's 0.2 s -> "0.00333"
     message = f"Your session hit the maximum duration of {shown} minutes."
     return _error("session_expired", message), EXPIRY_CLOSE, message
