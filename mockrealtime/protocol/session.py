@@ -57,12 +57,16 @@ def _ms(value: float) -> str:
 
 
 class _Part:
-    __slots__ = ("kind", "text", "done")
+    __slots__ = ("kind", "pieces", "done")
 
     def __init__(self, kind: str) -> None:
         self.kind = kind  # "audio" | "text"
-        self.text = ""
+        self.pieces: list[str] = []  # joined only if the response is cut short
         self.done = False
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
 
 
 class _Output:
@@ -91,16 +95,9 @@ class SessionModel:
         self.response: dict[str, Any] | None = None  # the active response as response.created had it
         self.outputs: dict[str, _Output] = {}
         self._serial = 0
+        self.input_format = self.output_format = _audio.PCM16
 
     # -- derived settings ------------------------------------------------------------------------
-
-    @property
-    def input_format(self) -> _audio.AudioFormat:
-        return _audio.session_formats(self.session)[0] or _audio.PCM16
-
-    @property
-    def output_format(self) -> _audio.AudioFormat:
-        return _audio.session_formats(self.session)[1] or _audio.PCM16
 
     @property
     def turn_detection(self) -> dict[str, Any] | None:
@@ -140,7 +137,12 @@ class SessionModel:
     def _on_session(self, ev: Any) -> None:
         session = ev.get("session")
         if isinstance(session, dict):
-            self.session = copy.deepcopy(session)
+            self._set_session(copy.deepcopy(session))
+
+    def _set_session(self, session: dict[str, Any]) -> None:
+        self.session = session
+        fmt_in, fmt_out = _audio.session_formats(session)
+        self.input_format, self.output_format = fmt_in or _audio.PCM16, fmt_out or _audio.PCM16
 
     def _on_item(self, ev: Any) -> None:
         item = ev.get("item")
@@ -214,7 +216,7 @@ class SessionModel:
         out = self.outputs.get(ev.get("item_id"))
         if out is not None:
             part = out.parts.setdefault(ev.get("content_index") or 0, _Part("text"))
-            part.text += ev.get("delta") or ""
+            part.pieces.append(ev.get("delta") or "")
 
     def _on_audio_delta(self, ev: Any) -> None:
         item_id = ev.get("item_id")
@@ -225,7 +227,7 @@ class SessionModel:
     def _on_arguments_delta(self, ev: Any) -> None:
         out = self.outputs.get(ev.get("item_id"))
         if out is not None:
-            out.arguments += ev.get("delta") or ""
+            out.arguments += ev.get("delta") or ""  # arguments are short: a few hundred bytes
 
     # -- answering ---------------------------------------------------------------------------------
 
@@ -240,7 +242,7 @@ class SessionModel:
             return [_error("cannot_update_voice", "Cannot update a conversation's voice if assistant audio is present.",
                            None, event)]
         update.pop("model", None)  # the model cannot change after start; clients resend it, unchanged
-        self.session = merge_session(self.session, update)
+        self._set_session(merge_session(self.session, update))
         return [{"type": "session.updated", "session": copy.deepcopy(self.session)}]
 
     def _voice(self, session: dict[str, Any]) -> Any:
