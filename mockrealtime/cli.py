@@ -36,6 +36,41 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _record(args: argparse.Namespace) -> int:
+    import os
+
+    from aiohttp import web
+
+    from .proxy import RECORDER, RecordConfig, bind_socket, make_record_app
+
+    port = args.port
+    if port is None and not os.environ.get("MOCKREALTIME_PORT"):
+        port = 8080  # as for serve; RecordConfig's own default (0) suits tests
+    config = RecordConfig.from_env(
+        upstream=args.upstream, output=args.output, host=args.host, port=port,
+        redact_paths=tuple(args.redact_path), redact_patterns=tuple(args.redact_pattern),
+    )
+    app = make_record_app(config)
+    state = app[RECORDER]
+    sock = bind_socket(config.host, config.port)
+    port = sock.getsockname()[1]
+    ws_base = f"ws://{'127.0.0.1' if config.host in ('0.0.0.0', '::') else config.host}:{port}"
+    print(f"mockrealtime {__version__} recording {state.upstream_label} -> {config.output}", flush=True)
+    print(f"  listening: {ws_base}   health: {ws_base.replace('ws://', 'http://')}/healthz")
+    print("  point the client at it, with its real key:")
+    print(f'    AsyncOpenAI(websocket_base_url="{ws_base}/v1")')
+    print("  the cassette is saved after every connection and on Ctrl-C / SIGTERM", flush=True)
+    web.run_app(app, sock=sock, print=None, access_log=None, shutdown_timeout=2 * config.close_timeout_s)
+    if state.saved_paths:
+        print(f"mockrealtime record: saved {', '.join(state.saved_paths)}", flush=True)
+    else:
+        print("mockrealtime record: no connection was recorded, nothing written", flush=True)
+    if state.last_error is not None:
+        print(f"mockrealtime record: the last save failed: {state.last_error}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mockrealtime", description="A stand-in for the OpenAI Realtime API that replays recorded sessions.")
     parser.add_argument("--version", action="version", version=f"mockrealtime {__version__}")
@@ -51,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--match", default=None, choices=("default", "type", "exact"), help="how client events are matched")
     serve.add_argument("--no-validate", action="store_true", help="do not check client events against the API's schemas")
     serve.set_defaults(func=_serve)
+    record = sub.add_parser("record", parents=[common], help="relay clients to the real Realtime API and record a cassette")
+    record.add_argument("--output", "-o", default=None, metavar="PATH", help="cassette to write (NAME.yaml); every connection becomes one of its sessions")
+    record.add_argument("--upstream", default=None, metavar="URL", help="ws:// or wss:// URL of the API (default wss://api.openai.com/v1/realtime); without a path the client's path passes through (Azure)")
+    record.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1)")
+    record.add_argument("--port", type=int, default=None, help="port (default 8080; 0 picks a free one)")
+    record.add_argument("--redact-path", action="append", default=[], metavar="[TYPE:]JSONPATH", help="blank a field in every event, or in events of TYPE (repeatable)")
+    record.add_argument("--redact-pattern", action="append", default=[], metavar="REGEX", help="replace every match in any event string (repeatable)")
+    record.set_defaults(func=_record)
     return parser
 
 
