@@ -8,6 +8,7 @@ in an index of the directory, never joined into a path, so no name can escape it
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from importlib import resources
 
 from . import cassette as _cassette
@@ -30,6 +31,8 @@ class CassetteLibrary:
         self.source = os.path.abspath(source or bundled_cassette_dir())
         self._default = default
         self._index: dict[str, dict[str, str]] = {}
+        #: Names given to single files (the pytest plugin's per-test routes); not listed by names().
+        self._registered: dict[str, dict[str, str]] = {}
         self._stamp: int | None = None
         self.refresh()
 
@@ -70,10 +73,26 @@ class CassetteLibrary:
             return DEFAULT_NAME
         return self.names()[0]
 
+    def register(self, name: str, paths: Iterable[str]) -> dict[str, str]:
+        """Serve these cassette files (dialect variants of one cassette) under ``name``.
+
+        Each file is loaded now, so a broken one fails here; returns {dialect: path}. A registered
+        name takes precedence over a file of the same name in the directory.
+        """
+        variants: dict[str, str] = {}
+        for path in paths:
+            c = _cassette.load(path)
+            variants[c.dialect] = os.path.abspath(path)
+        self._registered[name] = variants
+        return variants
+
+    def unregister(self, name: str) -> None:
+        self._registered.pop(name, None)
+
     def resolve(self, name: str | None, dialect: str) -> Cassette:
         """The cassette a connection asked for (None: the default) in the dialect it speaks."""
         name = name or self.default_name
-        variants = self._index.get(name)
+        variants = self._registered.get(name) or self._index.get(name)
         if variants is None:
             self.refresh()
             variants = self._index.get(name)

@@ -42,6 +42,9 @@ class ConnectionReport:
     engine: ReplaySession
     open: bool = True
     close_code: int | None = None
+    #: The /c/<name>/ the client connected to, when it named one (the pytest plugin's per-test route).
+    route: str | None = None
+    socket: web.WebSocketResponse | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +61,15 @@ class ConnectionReport:
         }
 
 
+@dataclasses.dataclass(frozen=True)
+class Route:
+    """Settings for the connections to one cassette name, in place of the server's (pace, strict,
+    matching): the pytest plugin gives each test a route of its own on a shared server."""
+
+    config: ServerConfig
+    matching: dict[str, Any] | None = None
+
+
 class MockState:
     """Per-app state: the cassettes, which session each takes next, and what connections did."""
 
@@ -69,6 +81,7 @@ class MockState:
         self.sockets: set[web.WebSocketResponse] = set()
         self.validators = {d: ClientEventValidator(d) for d in (GA, BETA)} if config.validate else {}
         self.match_override = {"mode": config.match_mode} if config.match_mode else None
+        self.routes: dict[str, Route] = {}
         #: Admin API: cassettes chosen for connections that name none; long-polls on the journals.
         self.chosen = CassetteQueue()
         self.journal_waiters: set[asyncio.Future[None]] = set()
@@ -118,8 +131,10 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(protocols=("realtime",), compress=False, max_msg_size=0, autoping=True)
     if not ws.can_prepare(request).ok:
         return web.Response(status=426, text="mockrealtime: this endpoint speaks WebSocket (the Realtime API)\n")
+    route = state.routes.get(name) if name else None
+    config = route.config if route is not None else state.config
     try:
-        settings = connection_settings(state.config, request.headers, request.query)
+        settings = connection_settings(config, request.headers, request.query)
     except ConfigError as exc:
         return web.json_response({"error": {"type": "invalid_request_error", "code": "bad_setting", "message": str(exc)}}, status=400)
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
@@ -134,9 +149,10 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     if chosen:
         state.chosen.consume()
     session_index = state.cursor.take(cassette)
-    matcher = Matcher.build(cassette.matching, state.match_override)
-    engine = ReplaySession(cassette, session_index, pace=state.config.pace, matcher=matcher, strict=settings.strict)
-    report = ConnectionReport(len(state.connections), cassette.label, session_index, dialect, request.path, engine)
+    matcher = Matcher.build(cassette.matching, route.matching if route is not None else state.match_override)
+    engine = ReplaySession(cassette, session_index, pace=config.pace, matcher=matcher, strict=settings.strict)
+    report = ConnectionReport(len(state.connections), cassette.label, session_index, dialect, request.path, engine,
+                              route=name, socket=ws)
     state.connections.append(report)
     await ws.prepare(request)
     state.sockets.add(ws)
