@@ -1,0 +1,174 @@
+"""The precedence rule of the plugin's settings, the journal queries and the cassette conventions (no pytester)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mockrealtime.errors import ConfigError
+from mockrealtime.handle import default_cassette_name, locate_cassette
+from mockrealtime.journal import Journal, SentEvent
+from mockrealtime.settings import CONFIG_KEYS, MARKER_KEYS, RECORD_MODES, Settings, resolve_settings
+
+# -- precedence: option > marker > realtime_config > MOCKREALTIME_* environment > default ----------------
+
+
+@pytest.mark.parametrize(
+    ("options", "marker", "config", "environment", "expected"),
+    [
+        ({}, {}, {}, {}, "none"),
+        ({}, {}, {"record_mode": "once"}, {}, "once"),
+        ({}, {"record_mode": "all"}, {"record_mode": "once"}, {}, "all"),
+        ({"record_mode": "rewrite"}, {"record_mode": "all"}, {"record_mode": "once"}, {}, "rewrite"),
+        ({"record_mode": "new_episodes"}, {}, {}, {}, "new_episodes"),
+    ],
+    ids=["default", "config", "marker-over-config", "option-over-marker", "option-alone"],
+)
+def test_record_mode_precedence(options, marker, config, environment, expected):
+    assert resolve_settings(options=options, marker=marker, config=config, environment=environment).record_mode == expected
+
+
+@pytest.mark.parametrize(
+    ("marker", "config", "environment", "expected"),
+    [
+        ({}, {}, {}, 0.0),
+        ({}, {}, {"pace": 0.5}, 0.5),
+        ({}, {"pace": 1}, {"pace": 0.5}, 1.0),
+        ({"pace": 2}, {"pace": 1}, {"pace": 0.5}, 2.0),
+        ({"pace": None}, {"pace": 1}, {}, 1.0),  # None means "not given", at every level
+    ],
+    ids=["default", "environment", "config-over-environment", "marker-over-all", "none-is-unset"],
+)
+def test_pace_precedence(marker, config, environment, expected):
+    assert resolve_settings(marker=marker, config=config, environment=environment).pace == expected
+
+
+def test_each_setting_is_taken_from_the_first_level_that_gives_it():
+    settings = resolve_settings(
+        options={"upstream": "ws://127.0.0.1:9/v1/realtime"},
+        marker={"cassette": "hello", "strict": True},
+        config={"strict": False, "allow_unplayed": True, "match": "type", "upstream": "wss://elsewhere/v1/realtime"},
+        environment={"match": "exact", "pace": 1.0},
+    )
+    assert settings == Settings(
+        cassette="hello", strict=True, allow_unplayed=True, match="type", pace=1.0, upstream="ws://127.0.0.1:9/v1/realtime"
+    )
+
+
+@pytest.mark.parametrize(
+    ("layer", "values", "message"),
+    [
+        ("marker", {"casette": "x"}, "marker @pytest.mark.realtime: unknown argument(s) casette; valid: " + ", ".join(MARKER_KEYS)),
+        ("config", {"cassette": "x"}, "realtime_config fixture: unknown argument(s) cassette; valid: " + ", ".join(CONFIG_KEYS)),
+        ("options", {"pace": 1}, "command-line option: unknown argument(s) pace"),
+        ("marker", {"record_mode": "sometimes"}, "record_mode='sometimes' is not one of " + ", ".join(RECORD_MODES)),
+        ("marker", {"pace": -1}, "pace=-1 is not a number of 0 or more"),
+        ("marker", {"pace": True}, "pace=True is not a number"),
+        ("marker", {"dialect": "GA"}, "dialect='GA' is not 'ga' or 'beta'"),
+        ("marker", {"match": "fuzzy"}, "match='fuzzy' is not one of default, type, exact"),
+        ("marker", {"match": {"mode": "exact", "skip": []}}, "unknown matching option(s) ['skip']"),
+        ("marker", {"allow_unplayed": "yes"}, "allow_unplayed='yes' is not True or False"),
+        ("config", {"redact_paths": "session.instructions"}, "redact_paths='session.instructions' is not a list of strings"),
+    ],
+)
+def test_bad_settings_fail_with_the_valid_ones(layer, values, message):
+    with pytest.raises(ConfigError) as excinfo:
+        resolve_settings(**{layer: values})
+    assert message in str(excinfo.value)
+
+
+def test_matching_as_a_mode_or_a_rule_set():
+    assert resolve_settings(marker={"match": "type"}).matching == {"mode": "type"}
+    rules = {"rules": {"session.update": ["session.type"]}}
+    assert resolve_settings(marker={"match": rules}).matching == rules
+    assert resolve_settings().matching is None
+
+
+# -- cassette location --------------------------------------------------------------------------
+
+
+def test_default_cassette_name_follows_pytest_recording():
+    assert default_cassette_name("test_call") == "test_call"
+    assert default_cassette_name("test_call", "TestAgent") == "TestAgent.test_call"
+    assert default_cassette_name("test_x[a/b:c]") == "test_x[a-b-c]"
+    long = default_cassette_name("test_" + "x" * 300)
+    assert len(long) < 200 and long.startswith("test_xxx")
+
+
+def test_location_by_convention(tmp_path):
+    d = tmp_path / "cassettes" / "test_mod"
+    loc = locate_cassette(None, None, cassette_dir=str(d), default_name="test_x")
+    assert (loc.path, loc.files, loc.exists) == (str(d / "test_x.yaml"), (), False)
+    assert locate_cassette(None, "beta", cassette_dir=str(d), default_name="test_x").path == str(d / "test_x.beta.yaml")
+    d.mkdir(parents=True)
+    (d / "test_x.yaml").write_text("")
+    (d / "test_x.beta.yaml").write_text("")
+    loc = locate_cassette(None, None, cassette_dir=str(d), default_name="test_x")
+    assert loc.files == (str(d / "test_x.yaml"), str(d / "test_x.beta.yaml"))
+
+
+def test_location_by_name_falls_back_to_the_bundled_cassettes(tmp_path):
+    bundled = tmp_path / "bundled"
+    bundled.mkdir()
+    (bundled / "hello.yaml").write_text("")
+    d = tmp_path / "cassettes"
+    loc = locate_cassette("hello", None, cassette_dir=str(d), default_name="t", bundled_dir=str(bundled))
+    assert (loc.files, loc.bundled, loc.path) == ((str(bundled / "hello.yaml"),), True, str(d / "hello.yaml"))
+    d.mkdir()
+    (d / "hello.yaml").write_text("")  # the test's own directory wins
+    loc = locate_cassette("hello", None, cassette_dir=str(d), default_name="t", bundled_dir=str(bundled))
+    assert (loc.files, loc.bundled) == ((str(d / "hello.yaml"),), False)
+
+
+def test_location_by_path_is_relative_to_the_cassette_dir(tmp_path):
+    d = tmp_path / "cassettes" / "test_mod"
+    loc = locate_cassette("../shared/greeting.yaml", None, cassette_dir=str(d), default_name="t")
+    assert loc.path == str(tmp_path / "cassettes" / "shared" / "greeting.yaml")
+    absolute = str(tmp_path / "elsewhere.beta.yaml")
+    assert locate_cassette(absolute, None, cassette_dir=str(d), default_name="t").path == absolute
+
+
+# -- journal ------------------------------------------------------------------------------------------
+
+SENT = [
+    {"type": "session.update", "session": {"type": "realtime", "tools": [{"type": "function", "name": "list_emails"}]}},
+    {"type": "input_audio_buffer.append", "audio_bytes": 960},
+    {"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}},
+    {"type": "response.create"},
+    {"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": "call_1", "output": "{}"}},
+    {"type": "input_audio_buffer.append", "audio_bytes": 480},
+]
+JOURNAL = Journal([SentEvent(0, i * 10.0, e, "matched") for i, e in enumerate(SENT)])
+
+
+def test_journal_types_leave_audio_out_unless_asked():
+    assert JOURNAL.types() == ["session.update", "conversation.item.create", "response.create", "conversation.item.create"]
+    assert JOURNAL.types(audio=True).count("input_audio_buffer.append") == 2
+    assert JOURNAL.audio_bytes() == 1440
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "expected"),
+    [
+        (("conversation.item.create",), {}, [2, 4]),
+        (("conversation.item.create",), {"item__type": "function_call_output"}, [4]),
+        (("conversation.item.create", {"item.call_id": "call_1"}), {}, [4]),
+        (("session.update", {"session.tools[*].name": "list_emails"}), {}, [0]),
+        (("session.update", {"session.tools[0].name": "other"}), {}, []),
+        ((None, {"item.content[*].text": "hi"}), {}, [2]),
+        (("conversation.item.create",), {"item__role": lambda role: role in ("user", "system")}, [2]),
+    ],
+)
+def test_journal_where(args, kwargs, expected):
+    assert JOURNAL.where(*args, **kwargs) == [SENT[i] for i in expected]
+
+
+def test_journal_first_names_what_was_sent_when_nothing_matches():
+    assert JOURNAL.first("response.create") == {"type": "response.create"}
+    with pytest.raises(AssertionError, match="the client sent no conversation.item.truncate; it sent: session.update, "):
+        JOURNAL.first("conversation.item.truncate")
+
+
+def test_journal_is_a_sequence_of_events():
+    assert JOURNAL[0]["type"] == "session.update"
+    assert len(JOURNAL) == 6 and list(JOURNAL) == SENT and JOURNAL[-2:] == SENT[-2:]
+    assert JOURNAL.of_type("response.create", "session.update") == [SENT[0], SENT[3]]
