@@ -1,0 +1,191 @@
+"""What recording costs: the recorder against a direct connection to the same upstream, as ratios.
+
+    python benchmarks/record.py [--minutes 5] [--rounds 2000] [--repeat 3]
+
+Two figures:
+
+* added latency: the client sends ``conversation.item.create`` and waits for the one-frame answer,
+  ``rounds`` times, directly to the upstream and through ``mockrealtime record``; p50 and p99 of
+  each. A round trip through the recorder relays two frames (one each way), so the added latency
+  per relayed frame is half the difference of the round trips.
+* relay throughput: one client event makes the upstream push a long spoken answer (100 ms audio
+  deltas + transcript deltas, pre-serialised); frames/s the client receives directly from the bare
+  upstream and through the recorder.
+
+The upstream is a bare aiohttp server; it and the recorder each run in their own process on
+loopback, so neither shares the client's event loop. The recorder records everything for real
+(and saves a cassette when each connection closes, between measurements). Targets (issue #4):
+added p50 <= 200 us per frame, throughput >= 0.5x the bare server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(HERE), HERE]
+
+import aiohttp  # noqa: E402
+from aiohttp import web  # noqa: E402
+
+from mockrealtime import cassette as _cassette  # noqa: E402
+
+CREATED = json.dumps({"type": "session.created", "event_id": "event_" + "0" * 21, "session": {"type": "realtime", "model": "gpt-realtime"}})
+REQUEST = json.dumps({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}})
+ANSWER = json.dumps({"type": "conversation.item.added", "event_id": "event_" + "1" * 21, "previous_item_id": None,
+                     "item": {"id": "item_1", "type": "message", "role": "user", "status": "completed", "content": [{"type": "input_text", "text": "hi"}]}})
+
+
+def monologue(minutes: float) -> list[str]:
+    chunk = base64.b64encode(os.urandom(4800)).decode()  # 100 ms of 24 kHz pcm16
+    frames, n = [], 0
+    for _ in range(int(minutes * 600)):
+        for etype, delta in (("response.output_audio.delta", chunk), ("response.output_audio_transcript.delta", "word ")):
+            n += 1
+            frames.append(json.dumps({"type": etype, "event_id": f"event_{n:021d}", "response_id": "resp_1", "item_id": "item_1",
+                                      "output_index": 0, "content_index": 0, "delta": delta}))
+    frames.append(json.dumps({"type": "response.done", "event_id": "event_done" + "0" * 17, "response": {"id": "resp_1", "status": "completed", "output": []}}))
+    return frames
+
+
+# ------------------------------------------------------------------------------------------------
+# servers (each runs in a child process)
+
+
+def run_upstream(minutes: float, port_queue: multiprocessing.Queue) -> None:
+    """The bare reference: answers each message on /pingpong with one frame; pushes the monologue
+    on /push when asked."""
+    mono = monologue(minutes)
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(compress=False, max_msg_size=0)
+        await ws.prepare(request)
+        await ws.send_str(CREATED)
+        push = request.path.startswith("/push")
+        async for _ in ws:
+            if push:
+                for frame in mono:
+                    await ws.send_str(frame)
+            else:
+                await ws.send_str(ANSWER)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    _run(app, port_queue)
+
+
+def run_recorder(upstream: str, output: str, port_queue: multiprocessing.Queue) -> None:
+    from mockrealtime.proxy import RecordConfig, make_record_app
+
+    _run(make_record_app(RecordConfig(upstream, output)), port_queue)
+
+
+def _run(app: web.Application, port_queue: multiprocessing.Queue) -> None:
+    async def main() -> None:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port_queue.put(runner.addresses[0][1])
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+# ------------------------------------------------------------------------------------------------
+# client
+
+
+async def measure_push(url: str) -> tuple[float, int]:
+    async with aiohttp.ClientSession() as http, http.ws_connect(url + "/push/v1/realtime", compress=0, max_msg_size=0) as ws:
+        await ws.receive()  # session.created
+        t0 = time.perf_counter()
+        await ws.send_str('{"type":"response.create"}')
+        n = 0
+        while True:
+            msg = await ws.receive()
+            n += 1
+            if '"response.done"' in msg.data[:40]:
+                break
+        return n / (time.perf_counter() - t0), n
+
+
+async def measure_latency(url: str, rounds: int) -> list[float]:
+    out = []
+    async with aiohttp.ClientSession() as http, http.ws_connect(url + "/pingpong/v1/realtime", compress=0) as ws:
+        await ws.receive()
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            await ws.send_str(REQUEST)
+            await ws.receive()
+            out.append((time.perf_counter() - t0) * 1e6)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=5.0, help="length of the pushed spoken answer")
+    parser.add_argument("--rounds", type=int, default=2000, help="request/answer round trips for latency")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (best push rate, pooled latencies)")
+    args = parser.parse_args()
+
+    tmp = tempfile.mkdtemp()
+    ctx = multiprocessing.get_context("spawn")
+    procs = []
+    try:
+        q = ctx.Queue()
+        procs.append(ctx.Process(target=run_upstream, args=(args.minutes, q), daemon=True))
+        procs[-1].start()
+        upstream = f"ws://127.0.0.1:{q.get(timeout=60)}"
+        procs.append(ctx.Process(target=run_recorder, args=(upstream, os.path.join(tmp, "bench.yaml"), q), daemon=True))
+        procs[-1].start()
+        recorder = f"ws://127.0.0.1:{q.get(timeout=60)}"
+        results = {}
+        for _ in range(args.repeat):  # alternate, so drift in the machine hits both alike
+            for label, url in (("direct", upstream), ("recorder", recorder)):
+                rate, frames = asyncio.run(measure_push(url))
+                lat = asyncio.run(measure_latency(url, args.rounds))
+                best, _, pooled = results.get(label, (0.0, 0, []))
+                results[label] = (max(best, rate), frames, pooled + lat)
+        saved = os.path.join(tmp, "bench.yaml")
+        for _ in range(1000):  # the recorder saves after each connection closes; wait for the last
+            if os.path.exists(saved) and len(_cassette.load(saved).sessions) == 2 * args.repeat:
+                break
+            time.sleep(0.01)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.join()
+    direct, rec = results["direct"], results["recorder"]
+    d50, d99, r50, r99 = pct(direct[2], 0.5), pct(direct[2], 0.99), pct(rec[2], 0.5), pct(rec[2], 0.99)
+    print(f"round-trip latency ({args.rounds} x {args.repeat} request -> answer)")
+    print(f"  direct to the upstream   p50 {d50:7.1f} us   p99 {d99:7.1f} us")
+    print(f"  through the recorder     p50 {r50:7.1f} us   p99 {r99:7.1f} us")
+    print(f"  added per relayed frame  p50 {(r50 - d50) / 2:+7.1f} us   p99 {(r99 - d99) / 2:+7.1f} us   (target p50 <= 200 us)")
+    print(f"relay throughput ({direct[1]} frames: {args.minutes:g} min of 100 ms audio deltas + transcript deltas)")
+    print(f"  bare aiohttp upstream    {direct[0]:10.0f} frames/s")
+    print(f"  through the recorder     {rec[0]:10.0f} frames/s   ratio {rec[0] / direct[0]:.2f}x   (target >= 0.50x)")
+    size = sum(os.path.getsize(os.path.join(tmp, f)) for f in os.listdir(tmp))
+    sessions = len(_cassette.load(os.path.join(tmp, "bench.yaml")).sessions)
+    print(f"recorded: {sessions} sessions, {len(os.listdir(tmp))} files, {size / 1e6:.1f} MB (YAML + WAV sidecars)")
+    shutil.rmtree(tmp)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
