@@ -71,6 +71,47 @@ def _record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _validate(args: argparse.Namespace) -> int:
+    import json
+
+    from .inspect import cassette_paths, validate_file
+
+    paths = cassette_paths(args.paths)
+    if not paths:
+        print(f"mockrealtime validate: no cassettes in {' '.join(args.paths)}", file=sys.stderr)
+        return 1
+    reports = [validate_file(p) for p in paths]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in reports], indent=2, ensure_ascii=False))
+    else:
+        for report in reports:
+            print(report.summary())
+            for finding in report.findings:
+                print(f"  {finding}")
+        if len(reports) > 1:
+            failed = sum(not r.ok(args.strict) for r in reports)
+            print(f"{len(reports)} cassettes, {failed} failed" if failed else f"{len(reports)} cassettes, all ok")
+    return 0 if all(r.ok(args.strict) for r in reports) else 1
+
+
+def _show(args: argparse.Namespace) -> int:
+    import os
+
+    from .cassette import load
+    from .library import CassetteLibrary
+    from .timeline import render
+
+    if os.path.exists(args.path) or os.sep in args.path:
+        cassette = load(args.path)
+    else:  # a name: the bundled cassette (or MOCKREALTIME_CASSETTES') in the dialect asked for
+        cassette = CassetteLibrary(ServerConfig.from_env().cassettes).resolve(args.path, args.dialect)
+    if args.session is not None and not 0 <= args.session < len(cassette.sessions):
+        print(f"mockrealtime show: {cassette.label} has sessions 0 to {len(cassette.sessions) - 1}", file=sys.stderr)
+        return 2
+    sys.stdout.write(render(cassette, None if args.session is None else [args.session]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mockrealtime", description="A stand-in for the OpenAI Realtime API that replays recorded sessions.")
     parser.add_argument("--version", action="version", version=f"mockrealtime {__version__}")
@@ -94,6 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--redact-path", action="append", default=[], metavar="[TYPE:]JSONPATH", help="blank a field in every event, or in events of TYPE (repeatable)")
     record.add_argument("--redact-pattern", action="append", default=[], metavar="REGEX", help="replace every match in any event string (repeatable)")
     record.set_defaults(func=_record)
+    validate = sub.add_parser("validate", parents=[common], help="check cassettes: format, event types per dialect, references, secrets")
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="cassette files or directories of them")
+    validate.add_argument("--strict", action="store_true", help="fail on warnings too")
+    validate.add_argument("--json", action="store_true", help="print the findings as JSON")
+    validate.set_defaults(func=_validate)
+    show = sub.add_parser("show", parents=[common], help="print a cassette as a conversation timeline")
+    show.add_argument("path", metavar="PATH", help="a cassette file, or the name of a served cassette")
+    show.add_argument("--session", type=int, default=None, help="only this session (default: all)")
+    show.add_argument("--dialect", choices=("ga", "beta"), default="ga", help="for a name: which variant (default ga)")
+    show.set_defaults(func=_show)
     return parser
 
 

@@ -1,0 +1,384 @@
+"""``mockrealtime show``: a cassette as a conversation a person can read.
+
+One line per thing that happened, at its time since connect, with who did it:
+
+``user``       what the user said or typed (typed text, microphone audio with its duration,
+               the API's transcription of it)
+``assistant``  what the model answered (text; speech with its duration and transcript; tool calls
+               with their arguments), and how a response ended when it did not complete
+``tool``       what the client's tool returned (``function_call_output``)
+``client``     the client's other moves: session.update, response.create/cancel, truncation,
+               buffer commit/clear
+``vad``        server VAD: speech started/stopped at a position in the input audio, commits
+``server``     session.created/updated, errors, anything else worth seeing
+
+Deltas, content parts, item echoes and rate limits are folded into the lines above. Sans-IO:
+no aiohttp, no asyncio, and audio is measured from its byte counts, never read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from . import audio as _audio
+from .cassette import Cassette, RecordedEvent
+from .events import AUDIO_APPEND, AUDIO_DELTA_TYPES, Direction
+
+_TEXT_DELTAS = frozenset({"response.output_text.delta", "response.text.delta"})
+_TRANSCRIPT_DELTAS = frozenset({"response.output_audio_transcript.delta", "response.audio_transcript.delta"})
+_QUIET = frozenset(
+    {
+        "conversation.created", "conversation.item.added", "conversation.item.done", "conversation.item.created",
+        "response.created", "response.output_item.added", "response.content_part.added", "response.content_part.done",
+        "response.output_text.done", "response.text.done", "response.output_audio.done", "response.audio.done",
+        "response.output_audio_transcript.done", "response.audio_transcript.done",
+        "response.function_call_arguments.delta", "response.function_call_arguments.done", "rate_limits.updated",
+        "conversation.item.input_audio_transcription.delta", "output_audio_buffer.started", "output_audio_buffer.stopped",
+        *_TEXT_DELTAS, *_TRANSCRIPT_DELTAS, *AUDIO_DELTA_TYPES,
+    }
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Line:
+    at_ms: float
+    who: str  # user | assistant | tool | client | vad | server
+    text: str
+
+    def render(self) -> str:
+        return f"{self.at_ms / 1000:9.3f}s  {self.who:<9}  {self.text}"
+
+
+@dataclasses.dataclass(slots=True)
+class _Item:
+    """What the stream said about one output item so far."""
+
+    started_ms: float | None = None  # response.output_item.added
+    text: list[str] = dataclasses.field(default_factory=list)
+    transcript: list[str] = dataclasses.field(default_factory=list)
+    audio_bytes: int = 0
+    arguments: list[str] = dataclasses.field(default_factory=list)
+
+
+def _short(text: str, limit: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _quote(text: str) -> str:
+    return json.dumps(" ".join(text.split()), ensure_ascii=False)
+
+
+def _secs(ms: float) -> str:
+    return f"{ms / 1000:.2f} s"
+
+
+def _format_name(fmt: _audio.AudioFormat | None) -> str:
+    return {"pcm16": "pcm16 24 kHz", "g711_ulaw": "G.711 u-law", "g711_alaw": "G.711 A-law"}.get(fmt.name, fmt.name) if fmt else "?"
+
+
+class _Session:
+    def __init__(self, events: list[RecordedEvent]) -> None:
+        self.events = events
+        self.lines: list[Line] = []
+        self.items: dict[str, _Item] = {}
+        self.calls: dict[str, str] = {}  # call_id -> tool name
+        self.input_format: _audio.AudioFormat = _audio.PCM16
+        self.requested_input: _audio.AudioFormat | None = None  # by the client's last session.update
+        self.output_format: _audio.AudioFormat = _audio.PCM16
+        self.mic_start_ms: float | None = None  # time of the first append of the current stretch
+        self.mic_chunks = 0
+        self.mic_ms = 0.0  # audio in the current stretch
+        self.input_ms = 0.0  # all input audio so far (what VAD positions count)
+
+    def add(self, at_ms: float, who: str, text: str) -> None:
+        self.lines.append(Line(at_ms, who, text))
+
+    def run(self) -> list[Line]:
+        for ev in self.events:
+            if ev.direction is Direction.CLIENT:
+                if ev.type == AUDIO_APPEND:
+                    self._append(ev)
+                    continue
+                self._flush_mic()
+                self._client(ev)
+            else:
+                if ev.type.startswith("input_audio_buffer.speech_"):
+                    self._flush_mic()
+                self._server(ev)
+        self._flush_mic()
+        self.lines.sort(key=lambda line: line.at_ms)  # stable: a mic stretch is shown where it began
+        return self.lines
+
+    # -- microphone ---------------------------------------------------------------------------------
+
+    def _append(self, ev: RecordedEvent) -> None:
+        if self.mic_start_ms is None:
+            self.mic_start_ms = ev.offset_ms
+        self.mic_chunks += 1
+        ms = self.input_format.duration_ms(ev.audio_bytes)
+        self.mic_ms += ms
+        self.input_ms += ms
+
+    def _flush_mic(self) -> None:
+        if self.mic_start_ms is None:
+            return
+        upto = self.input_ms
+        chunks = f"{self.mic_chunks} chunk{'s' if self.mic_chunks != 1 else ''}"
+        mismatch = ""
+        if self.requested_input not in (None, self.input_format):
+            mismatch = (f"; measured as {_format_name(self.input_format)}, the session's format, though the client "
+                        f"asked for {_format_name(self.requested_input)}")
+        self.add(self.mic_start_ms, "user", f"microphone: {_secs(self.mic_ms)} of audio in {chunks} "
+                 f"(input {_secs(upto - self.mic_ms)} to {_secs(upto)}{mismatch})")
+        self.mic_start_ms, self.mic_chunks, self.mic_ms = None, 0, 0.0
+
+    # -- client -------------------------------------------------------------------------------------
+
+    def _client(self, ev: RecordedEvent) -> None:
+        e, at = ev.event, ev.offset_ms
+        etype = ev.type
+        if etype in ("session.update", "transcription_session.update"):
+            session = e.get("session") if isinstance(e.get("session"), dict) else {}
+            # formats change only when the server confirms (a rejected update changes nothing)
+            self.requested_input = _audio.session_formats(session)[0] or self.requested_input
+            self.add(at, "client", f"{etype}: {_session_summary(session) or '(nothing)'}")
+        elif etype == "conversation.item.create":
+            self._client_item(at, e.get("item") if isinstance(e.get("item"), dict) else {})
+        elif etype == "response.create":
+            response = e.get("response") if isinstance(e.get("response"), dict) else {}
+            extra = _response_summary(response)
+            self.add(at, "client", "response.create" + (f": {extra}" if extra else ""))
+        elif etype == "response.cancel":
+            self.add(at, "client", "response.cancel" + (f" {e['response_id']}" if e.get("response_id") else ""))
+        elif etype == "conversation.item.truncate":
+            self.add(at, "client", f"truncates {e.get('item_id')} at {_secs(e.get('audio_end_ms') or 0)} of its audio (what the user heard)")
+        elif etype == "input_audio_buffer.commit":
+            self.add(at, "client", "commits the input audio buffer")
+        elif etype == "input_audio_buffer.clear":
+            self.add(at, "client", "clears the input audio buffer")
+        else:
+            self.add(at, "client", etype)
+
+    def _client_item(self, at: float, item: dict[str, Any]) -> None:
+        itype = item.get("type")
+        if itype == "message":
+            role = item.get("role", "?")
+            parts = []
+            for part in item.get("content") or []:
+                if not isinstance(part, dict):
+                    continue
+                if isinstance(part.get("text"), str):
+                    parts.append(_quote(part["text"]))
+                elif part.get("type") == "input_audio":
+                    n = _audio.b64_decoded_len(part.get("audio") or "")
+                    parts.append(f"[audio {_secs(self.input_format.duration_ms(n))}]"
+                                 + (f" {_quote(part['transcript'])}" if part.get("transcript") else ""))
+                elif part.get("type") == "item_reference":
+                    parts.append(f"[item {part.get('id')}]")
+                else:
+                    parts.append(f"[{part.get('type')}]")
+            who = "user" if role == "user" else "client"
+            prefix = "" if role == "user" else f"adds a {role} message: "
+            self.add(at, who, prefix + (" ".join(parts) or "(empty)"))
+        elif itype == "function_call_output":
+            call_id = item.get("call_id")
+            name = self.calls.get(call_id, "?") if isinstance(call_id, str) else "?"
+            if call_id is None:
+                self.add(at, "tool", f"output without call_id: {_short(str(item.get('output')), 200)}")
+            else:
+                self.add(at, "tool", f"{name} -> {_short(str(item.get('output')), 200)}  [{call_id}]")
+        elif itype == "function_call":
+            self.calls[item.get("call_id")] = item.get("name")  # type: ignore[index]
+            self.add(at, "client", f"adds a function call {item.get('name')}({item.get('arguments', '')})  [{item.get('call_id')}]")
+        else:
+            self.add(at, "client", f"adds a {itype} item")
+
+    # -- server -------------------------------------------------------------------------------------
+
+    def _item(self, ev: RecordedEvent) -> _Item:
+        return self.items.setdefault(str(ev.get("item_id")), _Item())
+
+    def _server(self, ev: RecordedEvent) -> None:
+        etype, at = ev.type, ev.offset_ms
+        if etype in AUDIO_DELTA_TYPES:
+            self._item(ev).audio_bytes += ev.audio_bytes
+            return
+        if etype in _TEXT_DELTAS:
+            self._item(ev).text.append(ev.get("delta") or "")
+            return
+        if etype in _TRANSCRIPT_DELTAS:
+            self._item(ev).transcript.append(ev.get("delta") or "")
+            return
+        if etype == "response.function_call_arguments.delta":
+            self._item(ev).arguments.append(ev.get("delta") or "")
+            return
+        e = ev.event
+        if etype == "session.created":
+            session = e.get("session") or {}
+            self._formats(session)
+            self.add(at, "server", f"session.created: {_session_summary(session, full=True)}")
+        elif etype == "session.updated":
+            self._formats(e.get("session") or {})
+            self.add(at, "server", "session.updated")
+        elif etype == "error":
+            err = e.get("error") or {}
+            cause = f" (answering {err['event_id']})" if err.get("event_id") else ""
+            code = "/".join(str(x) for x in (err.get("type"), err.get("code")) if x)
+            self.add(at, "server", f"error {code}: {err.get('message')}{cause}")
+        elif etype == "response.output_item.added":
+            item = e.get("item") or {}
+            self.items.setdefault(str(item.get("id")), _Item()).started_ms = at
+            if item.get("type") == "function_call":
+                self.calls[item.get("call_id")] = item.get("name")
+        elif etype == "response.output_item.done":
+            self._output_item(at, e.get("item") or {})
+        elif etype == "response.done":
+            self._response_done(at, e.get("response") or {})
+        elif etype == "input_audio_buffer.speech_started":
+            self.add(at, "vad", f"speech started at {_secs(e.get('audio_start_ms') or 0)} of input audio")
+        elif etype == "input_audio_buffer.speech_stopped":
+            self.add(at, "vad", f"speech stopped at {_secs(e.get('audio_end_ms') or 0)} of input audio")
+        elif etype == "input_audio_buffer.committed":
+            self.add(at, "vad", f"input audio committed as {e.get('item_id')}")
+        elif etype == "input_audio_buffer.timeout_triggered":
+            self.add(at, "vad", f"idle timeout at {_secs(e.get('audio_end_ms') or 0)} of input audio")
+        elif etype == "input_audio_buffer.cleared":
+            self.add(at, "server", "input audio buffer cleared")
+        elif etype == "conversation.item.input_audio_transcription.completed":
+            self.add(at, "user", f"(transcribed) {_quote(e.get('transcript') or '')}")
+        elif etype == "conversation.item.input_audio_transcription.failed":
+            err = e.get("error") or {}
+            self.add(at, "server", f"transcription failed: {err.get('code')}: {err.get('message')}")
+        elif etype == "conversation.item.truncated":
+            self.add(at, "server", f"{e.get('item_id')} truncated at {_secs(e.get('audio_end_ms') or 0)}")
+        elif etype == "conversation.item.deleted":
+            self.add(at, "server", f"{e.get('item_id')} deleted")
+        elif etype not in _QUIET:
+            self.add(at, "server", etype)
+
+    def _output_item(self, at: float, item: dict[str, Any]) -> None:
+        seen = self.items.pop(str(item.get("id")), _Item())
+        at = seen.started_ms if seen.started_ms is not None else at  # when the assistant began it
+        cut = "  (cut short)" if item.get("status") == "incomplete" else ""
+        if item.get("type") == "function_call":
+            args = item.get("arguments") or "".join(seen.arguments)
+            self.calls[item.get("call_id")] = item.get("name")  # type: ignore[index]
+            self.add(at, "assistant", f"calls {item.get('name')}({args})  [{item.get('call_id')}]{cut}")
+            return
+        if item.get("type") != "message":
+            self.add(at, "assistant", f"{item.get('type')} item{cut}")
+            return
+        pieces = []
+        if seen.audio_bytes:
+            pieces.append(f"[speech {_secs(self.output_format.duration_ms(seen.audio_bytes))}]")
+        text = "".join(seen.transcript) or "".join(seen.text)
+        if not text:  # a stream not in the recording: fall back to the item's own content
+            for part in item.get("content") or []:
+                if isinstance(part, dict):
+                    text += part.get("text") or part.get("transcript") or ""
+        if text:
+            pieces.append(_quote(text))
+        self.add(at, "assistant", (" ".join(pieces) or "(nothing)") + cut)
+
+    def _response_done(self, at: float, response: dict[str, Any]) -> None:
+        status = response.get("status")
+        if status in (None, "completed"):
+            if response.get("output") == []:
+                self.add(at, "assistant", "(says nothing: the response completed with no output)")
+            return
+        details = response.get("status_details") or {}
+        why = details.get("reason") or ""
+        error = details.get("error") or {}
+        if error:
+            why = "/".join(str(x) for x in (error.get("type"), error.get("code")) if x)
+        self.add(at, "assistant", f"response {status}" + (f" ({why})" if why else ""))
+
+    def _formats(self, session: dict[str, Any]) -> None:
+        fin, fout = _audio.session_formats(session)
+        self.input_format = fin or self.input_format
+        self.output_format = fout or self.output_format
+
+
+def _session_summary(session: dict[str, Any], *, full: bool = False) -> str:
+    """The settings that shape a conversation: model, voice, formats, VAD, instructions, tools."""
+    out = []
+    if full and session.get("model"):
+        out.append(str(session["model"]))
+    audio = session.get("audio") if isinstance(session.get("audio"), dict) else {}
+    modalities = session.get("output_modalities", session.get("modalities"))
+    if isinstance(modalities, list) and not full:
+        out.append(f"output {'+'.join(map(str, modalities))}")
+    voice = session.get("voice") or (audio.get("output") or {}).get("voice")
+    if voice:
+        out.append(f"voice {voice}")
+    fin, fout = _audio.session_formats(session)
+    if fin or fout:
+        out.append(f"audio in {_format_name(fin)}, out {_format_name(fout)}" if fin != fout else f"audio {_format_name(fin)}")
+    td_present = "turn_detection" in session or "turn_detection" in (audio.get("input") or {})
+    td = session.get("turn_detection", (audio.get("input") or {}).get("turn_detection"))
+    if td_present:
+        out.append(f"turn detection {td.get('type')}" if isinstance(td, dict) else "turn detection off")
+    if isinstance(session.get("instructions"), str) and not full:
+        out.append(f"instructions {_quote(_short(session['instructions'], 60))}")
+    tools = session.get("tools")
+    if isinstance(tools, list) and (tools or not full):
+        names = [str(t.get("name") or (t.get("function") or {}).get("name") or t.get("type")) for t in tools if isinstance(t, dict)]
+        out.append(f"tools [{', '.join(names)}]")
+    if "tool_choice" in session and not full:
+        choice = session["tool_choice"]
+        out.append(f"tool_choice {json.dumps(choice) if not isinstance(choice, str) else choice}")
+    if not full:
+        if session.get("model"):
+            out.append(f"model {session['model']}")
+        others = sorted(set(session) - _SUMMARISED)
+        if others:
+            out.append("also " + ", ".join(others))
+    return ", ".join(out)
+
+
+_SUMMARISED = frozenset({"type", "object", "id", "model", "output_modalities", "modalities", "voice", "audio", "input_audio_format", "output_audio_format",
+                         "turn_detection", "instructions", "tools", "tool_choice"})
+
+
+def _response_summary(response: dict[str, Any]) -> str:
+    out = []
+    if "tool_choice" in response:
+        choice = response["tool_choice"]
+        out.append(f"tool_choice {json.dumps(choice) if not isinstance(choice, str) else choice}")
+    if response.get("conversation") == "none":
+        out.append("out of band")
+    if isinstance(response.get("instructions"), str):
+        out.append(f"instructions {_quote(_short(response['instructions'], 60))}")
+    return ", ".join(out)
+
+
+def session_lines(events: list[RecordedEvent]) -> list[Line]:
+    """The timeline of one recorded session."""
+    return _Session(events).run()
+
+
+def render(cassette: Cassette, sessions: list[int] | None = None) -> str:
+    """The whole cassette (or the sessions listed) as text."""
+    n = len(cassette.sessions)
+    head = [f"{cassette.name}: {cassette.dialect}, model {cassette.model or '?'}, {n} session{'s' if n != 1 else ''}"]
+    if cassette.path:
+        head.append(cassette.path)
+    if cassette.description:
+        head.append("")
+        head.extend(cassette.description.split("\n\n")[0].splitlines())
+    out = head
+    for index in sessions if sessions is not None else range(n):
+        session = cassette.sessions[index]
+        close = session.close
+        ended = ""
+        if close is not None:
+            ended = f"closed by {close.by}" + (f", code {close.code}" if close.code is not None else "")
+            ended += f" {close.reason!r}" if close.reason else ""
+            ended += f" ({close.error})" if close.error else ""
+        out.append("")
+        out.append(f"session {index}" + (f" ({ended})" if ended else ""))
+        out.extend(line.render() for line in session_lines(session.events))
+    return "\n".join(out) + "\n"
