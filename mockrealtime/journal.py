@@ -105,9 +105,6 @@ def _fields(fields: Mapping[str, Any] | None, kw: Mapping[str, Any]) -> list[tup
     return out
 
 
-_ABSENT = object()
-
-
 def _values(value: Any, parts: Sequence[str | int]) -> Iterator[Any]:
     if not parts:
         yield value

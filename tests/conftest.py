@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -14,6 +15,14 @@ from mockrealtime.server import STATE, MockState, make_app
 
 # websockets >= 15 honours proxy variables; loopback must never go through a proxy
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+pytest_plugins = ["pytester"]  # the plugin's own tests drive pytest in pytest
+# The plugin loads by its entry point once mockrealtime is installed (CI: pip install '.[test]').
+# Run from a checkout that is not installed, load it here; loading it twice is an error.
+if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD") or not any(
+    ep.name == "mockrealtime" for ep in importlib.metadata.entry_points(group="pytest11")
+):
+    pytest_plugins.append("mockrealtime.pytest_plugin")
 
 
 @dataclasses.dataclass
