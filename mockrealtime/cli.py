@@ -15,16 +15,21 @@ from .errors import MockRealtimeError
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from .proxy import bind_socket
     from .server import STATE, make_app
 
     config = ServerConfig.from_env(
         host=args.host, port=args.port, cassettes=args.cassettes, default_cassette=args.default,
         pace=args.pace, match_mode=args.match,
         validate=False if args.no_validate else None,
+        strict=True if args.strict else None, api_key=args.api_key, max_session_s=args.max_session_s,
+        beta_retired=True if args.beta_retired else None,
     )
     app = make_app(config)
     library = app[STATE].library
-    base = f"http://{'127.0.0.1' if config.host in ('0.0.0.0', '::') else config.host}:{config.port}"
+    sock = bind_socket(config.host, config.port)  # bound first, so that port 0 can be announced
+    port = sock.getsockname()[1]
+    base = f"http://{'127.0.0.1' if config.host in ('0.0.0.0', '::') else config.host}:{port}"
     ws_base = base.replace("http://", "ws://")
     print(f"mockrealtime {__version__} serving {library.source}", flush=True)
     print(f"  cassettes: {', '.join(library.names()) or '(none)'} (default: {library.default_name})")
@@ -32,7 +37,7 @@ def _serve(args: argparse.Namespace) -> int:
     print("  point the openai SDK at it:")
     print(f'    AsyncOpenAI(api_key="sk-test", websocket_base_url="{ws_base}/v1")')
     print(f'    a named cassette: websocket_base_url="{ws_base}/c/<name>/v1"', flush=True)
-    web.run_app(app, host=config.host, port=config.port, print=None, access_log=None)
+    web.run_app(app, sock=sock, print=None, access_log=None)
     return 0
 
 
@@ -126,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--pace", type=float, default=None, help="0 = as fast as possible (default), 1 = recorded timing")
     serve.add_argument("--match", default=None, choices=("default", "type", "exact"), help="how client events are matched")
     serve.add_argument("--no-validate", action="store_true", help="do not check client events against the API's schemas")
+    serve.add_argument("--strict", action="store_true", help="every client event must be in the recording (no housekeeping answers)")
+    serve.add_argument("--api-key", default=None, help="require this key; a wrong one gets invalid_api_key and close 3000")
+    serve.add_argument("--max-session-s", type=float, default=None, help="end sessions with session_expired after this long")
+    serve.add_argument("--beta-retired", action="store_true", help="refuse beta connections with beta_api_shape_disabled")
     serve.set_defaults(func=_serve)
     record = sub.add_parser("record", parents=[common], help="relay clients to the real Realtime API and record a cassette")
     record.add_argument("--output", "-o", default=None, metavar="PATH", help="cassette to write (NAME.yaml); every connection becomes one of its sessions")
