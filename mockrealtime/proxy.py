@@ -290,7 +290,9 @@ class _Link:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        tasks = [loop.create_task(self._client_to_upstream()), loop.create_task(self._upstream_to_client())]
+        # The upstream's side first: what it sent during the client's handshake (session.created)
+        # came before anything the client sends now, and a replay must find it in that order.
+        tasks = [loop.create_task(self._upstream_to_client()), loop.create_task(self._client_to_upstream())]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         finally:

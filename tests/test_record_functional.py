@@ -22,6 +22,7 @@ from openai import AsyncOpenAI
 from websockets.asyncio.client import connect as ws_connect
 
 from mockrealtime import cassette as _cassette
+from mockrealtime import proxy
 from mockrealtime.cassette import Cassette, Close, RecordedEvent, Session
 from mockrealtime.errors import SecretLeftError
 from mockrealtime.events import Direction
@@ -204,6 +205,30 @@ async def test_a_fixed_upstream_path_takes_every_connection_and_merges_the_query
     assert (seen[0].path, dict(seen[0].query)) == ("/v1/realtime", {"intent": "transcription", "model": "m"})
     # aiohttp logs the offered subprotocols when none is chosen; the recorder's filter scrubs the key
     assert "openai-insecure-api-key.<redacted>" in caplog.text and KEY not in caplog.text
+
+
+async def test_what_the_upstream_sent_during_the_handshake_is_recorded_before_the_clients_first_event(fake_upstream, tmp_path, monkeypatch):
+    async def upstream(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_json(GA_CREATED)  # at once, as the real API does
+        await ws.receive()
+        return ws
+
+    original = proxy._Link.run
+
+    async def late_run(self):  # both frames are waiting in buffers when relaying starts
+        await asyncio.sleep(50 * MS)
+        await original(self)
+
+    monkeypatch.setattr(proxy._Link, "run", late_run)
+    origin = await fake_upstream(upstream)
+    out = tmp_path / "order.yaml"
+    async with recording_server(RecordConfig(origin + "/v1/realtime", str(out))) as (url, handle):
+        async with aiohttp.ClientSession() as http, http.ws_connect(url + "/v1/realtime") as ws:
+            await ws.send_json({"type": "response.create"})  # a pipelining client: does not wait
+            await ws.receive()
+    assert [e.type for e in _cassette.load(str(out)).sessions[0].events] == ["session.created", "response.create"]
 
 
 async def test_an_http_error_at_upgrade_is_relayed_with_its_status_and_body(fake_upstream, tmp_path):
