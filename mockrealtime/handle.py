@@ -221,7 +221,10 @@ class RealtimeMock:
             files = self._files()
             self.server.call(self._install, files)
             if self.mode == "episodes":
-                raise ConfigError("record mode new_episodes on an existing cassette is not implemented yet")
+                from .episodes import start_episodes
+
+                self._episodes = start_episodes(self, files)
+                self._base = self._episodes.base_url
         return self
 
     def _files(self) -> list[str]:
@@ -256,10 +259,10 @@ class RealtimeMock:
         try:
             if self.mode == "record":
                 return self._finish_recording(passed)
-            self.server.run(self._close_route())
             text = None
-            if self._episodes is not None:
+            if self._episodes is not None:  # first: it closes its connections to the route
                 text = self._episodes.finish(passed or self.settings.record_failed)
+            self.server.run(self._close_route())
             if passed:
                 text = text or self._failure(final=True)
             return text
@@ -378,9 +381,11 @@ class RealtimeMock:
     def _unplayed_text(self, seen: list[_Seen]) -> str | None:
         cassette_sessions = self._session_count(seen)
         played = {s.session for s in seen}
-        missing = tuple(i for i in range(cassette_sessions) if i not in played) if len(seen) < cassette_sessions else ()
+        if self._episodes is not None:  # sessions whose rest went live were played as far as they go
+            played |= self._episodes.played_sessions()
+        missing = tuple(i for i in range(cassette_sessions) if i not in played)
         context = dataclasses.replace(self._context(seen[0].engine.cassette.path if seen else None),
-                                      unplayed_sessions=missing, connected=bool(seen))
+                                      unplayed_sessions=missing, connected=bool(played))
         return unplayed_report([self._outcome(s) for s in seen], context, seen[0].engine.matcher if seen else None)
 
     def _session_count(self, seen: list[_Seen]) -> int:

@@ -20,6 +20,7 @@ import pytest
 
 import mockrealtime
 import mockrealtime.proxy  # noqa: F401
+from mockrealtime.cassette import load
 from mockrealtime.config import ServerConfig
 from mockrealtime.library import bundled_cassette_dir
 from mockrealtime.runner import BackgroundServer
@@ -452,3 +453,100 @@ def test_rewrite_replaces_a_stale_cassette(suite, fake_upstream, monkeypatch):
     run(suite, "-q", "--realtime-record-mode=rewrite", f"--realtime-upstream={fake_upstream}").assert_outcomes(passed=1)
     monkeypatch.delenv("OPENAI_API_KEY")
     run(suite, "-q").assert_outcomes(passed=1)
+
+
+# -- new_episodes ---------------------------------------------------------------------------------------
+
+FOLLOW_UP = '''
+import json
+
+import pytest
+from openai import AsyncOpenAI
+
+TOOL = {"type": "function", "name": "list_emails", "parameters": {"type": "object", "properties": {"numEmails": {"type": "integer"}}}}
+QUESTION = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "How many emails do I have? Read me the latest one"}]}
+
+
+async def until_done(conn):
+    events = []
+    async for event in conn:
+        events.append(event)
+        if event.type in ("response.done", "error"):
+            return events
+
+
+@pytest.mark.realtime
+async def test_follow_up(realtime_mock):
+    client = AsyncOpenAI(api_key="sk-test", websocket_base_url=realtime_mock.websocket_base_url)
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        await conn.session.update(session={"type": "realtime", "tools": [TOOL], "tool_choice": "auto"})
+        await conn.conversation.item.create(item=QUESTION)
+        await conn.response.create()
+        call = (await until_done(conn))[-1].response.output[0]
+        await conn.conversation.item.create(item={"type": "function_call_output", "call_id": call.call_id, "output": "{}"})
+        await conn.response.create(response={"tool_choice": "none"})  # the agent changed: the recording has "auto"
+        events = await until_done(conn)
+    assert events[-1].type == "response.done", events[-1]
+    transcript = "".join(e.delta for e in events if e.type == "response.output_audio_transcript.delta")
+    assert transcript == "Hi there! How can I help you today?"  # what the fake live API says
+'''
+
+
+@pytest.fixture
+def fake_live_api():
+    """A "live API" that answers any state it is given: the bundled hello, matching on type only."""
+    with BackgroundServer(ServerConfig(port=0, match_mode="type")) as server:
+        yield f"{server.ws_url}/c/hello/v1/realtime", server
+
+
+def test_new_episodes_hands_the_rest_of_a_diverging_session_to_the_live_api(suite, fake_live_api, monkeypatch):
+    upstream, live = fake_live_api
+    own = suite.path / "cassettes" / "test_emails"
+    own.mkdir(parents=True)
+    shutil.copy(os.path.join(bundled_cassette_dir(), "function_call.yaml"), own / "test_follow_up.yaml")
+    shutil.copy(os.path.join(bundled_cassette_dir(), "function_call.s0.server.pcm16.wav"), own)
+    suite.makepyfile(test_emails=FOLLOW_UP)
+
+    result = run(suite, "-q")  # replay only: the new follow-up is not in the recording
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*! response.tool_choice: expected \"auto\", received \"none\"*",
+                                 "*pytest --realtime-record-mode=new_episodes test_emails.py::test_follow_up*"])
+
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    run(suite, "-q", "--realtime-record-mode=new_episodes", f"--realtime-upstream={upstream}").assert_outcomes(passed=1)
+    # the live session was first given the client's state, without a model call: its session.update,
+    # then the conversation items with the ids the client knows (question, call, output) ...
+    (handed,) = [r for r in live.call(lambda: list(live.state.connections))]
+    sent = [(j.event["type"], j.event.get("item", {}).get("type")) for j in handed.engine.journal]
+    assert sent == [
+        ("session.update", None),
+        ("conversation.item.create", "message"),
+        ("conversation.item.create", "function_call"),
+        ("conversation.item.create", "function_call_output"),
+        ("response.create", None),  # ... then the event the replay could not answer
+    ]
+    text = (own / "test_follow_up.yaml").read_text()
+    assert "new_episodes" in text and "tool_choice: none" in text and FAKE_KEY not in text
+
+    monkeypatch.delenv("OPENAI_API_KEY")
+    live.stop()  # offline again: the cassette now holds the new branch
+    run(suite, "-q").assert_outcomes(passed=1)
+
+
+def test_new_episodes_records_connections_beyond_the_recorded_sessions(suite, fake_live_api, monkeypatch):
+    upstream, _ = fake_live_api
+    own = suite.path / "cassettes" / "test_twice"
+    own.mkdir(parents=True)
+    shutil.copy(os.path.join(bundled_cassette_dir(), "hello.yaml"), own / "test_two_calls.yaml")
+    shutil.copy(os.path.join(bundled_cassette_dir(), "hello.s0.server.pcm16.wav"), own)
+    suite.makepyfile(test_twice=HELLO_ASYNC + '''
+
+@pytest.mark.realtime
+async def test_two_calls(realtime_mock):
+    assert await converse(realtime_mock.websocket_base_url)
+    assert await converse(realtime_mock.websocket_base_url)
+''')
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    run(suite, "-q", "--realtime-record-mode=new_episodes", f"--realtime-upstream={upstream}").assert_outcomes(passed=1)
+    cassette = load(str(own / "test_two_calls.yaml"))
+    assert len(cassette.sessions) == 2
