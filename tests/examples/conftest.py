@@ -1,0 +1,74 @@
+"""Fixtures of the example suite: the voice agent's bridge on a free port, and a phone to call it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from voice_agent import CALLS, Agent, Call, make_bridge
+
+TIMEOUT_S = 10
+CHUNK_MS = 20
+
+
+class Phone:
+    """The caller's side of a Twilio-style media stream."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, call: Call) -> None:
+        self.ws = ws
+        self.call = call
+        self.audio_ms = 0.0  # assistant audio received
+        self.cleared = 0  # barge-ins: the bridge told the phone to drop what it buffers
+        self.marks: asyncio.Queue[str] = asyncio.Queue()
+        self._listener = asyncio.ensure_future(self._listen())
+
+    async def _listen(self) -> None:
+        async for msg in self.ws:
+            data = json.loads(msg.data)
+            if data["event"] == "media":
+                self.audio_ms += len(base64.b64decode(data["media"]["payload"])) / 48.0
+            elif data["event"] == "clear":
+                self.cleared += 1
+            elif data["event"] == "mark":
+                self.marks.put_nowait(data["mark"]["name"])
+
+    async def speak(self, seconds: float) -> None:
+        """Stream microphone audio (pcm16, 24 kHz) in 20 ms chunks."""
+        chunk = base64.b64encode(bytes(CHUNK_MS * 48)).decode()
+        for _ in range(int(seconds * 1000 / CHUNK_MS)):
+            await self.ws.send_json({"event": "media", "media": {"payload": chunk}})
+
+    async def wait_for_mark(self, name: str) -> None:
+        while await asyncio.wait_for(self.marks.get(), TIMEOUT_S) != name:
+            pass
+
+    async def hang_up(self) -> None:
+        await self.ws.send_json({"event": "stop"})
+        await asyncio.wait_for(self._listener, TIMEOUT_S)
+
+
+@pytest.fixture
+async def call_agent(realtime_mock):
+    """Start the bridge against this test's cassette and call it: ``phone = await call_agent(agent)``."""
+    servers: list[TestServer] = []
+    async with aiohttp.ClientSession() as http:
+
+        async def call(agent: Agent, **parameters: Any) -> Phone:
+            server = TestServer(make_bridge(agent, realtime_mock.websocket_base_url))
+            await server.start_server()
+            servers.append(server)
+            ws = await http.ws_connect(server.make_url("/media-stream"))
+            await ws.send_json({"event": "start", "start": {"streamSid": "MZ0001", "customParameters": parameters}})
+            while not server.app[CALLS]:
+                await asyncio.sleep(0.001)
+            return Phone(ws, server.app[CALLS][-1])
+
+        yield call
+        for server in servers:
+            await server.close()
