@@ -223,7 +223,11 @@ class RealtimeMock:
             if self.mode == "episodes":
                 from .episodes import start_episodes
 
-                self._episodes = start_episodes(self, files)
+                try:
+                    self._episodes = start_episodes(self, files)
+                except BaseException:
+                    self.server.call(self._uninstall)
+                    raise
                 self._base = self._episodes.base_url
         return self
 

@@ -108,7 +108,7 @@ def option_values(config: pytest.Config) -> dict[str, Any]:
 
 def environment_values(server_config: ServerConfig) -> dict[str, Any]:
     """The server configuration's share of the settings (``MOCKREALTIME_*``)."""
-    return {"pace": server_config.pace, "match": server_config.match_mode, "strict": getattr(server_config, "strict", None)}
+    return {"pace": server_config.pace, "match": server_config.match_mode, "strict": server_config.strict}
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -131,11 +131,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(scope="session")
 def realtime_server() -> Iterator[BackgroundServer]:
     """mockrealtime on a free loopback port, in a thread with its own event loop; one per session."""
-    # loopback clients must never be sent through a proxy (websockets >= 15 honours the variables)
-    for var in ("NO_PROXY", "no_proxy"):
-        hosts = os.environ.get(var, "")
-        if "127.0.0.1" not in hosts:
-            os.environ[var] = ",".join(h for h in (hosts, "127.0.0.1,localhost") if h)
+    # websockets >= 15 honours proxy variables: with a proxy set, loopback clients would go to it
+    if any(os.environ.get(v) for v in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")):
+        for var in ("NO_PROXY", "no_proxy"):
+            hosts = os.environ.get(var, "")
+            if "127.0.0.1" not in hosts:
+                os.environ[var] = ",".join(h for h in (hosts, "127.0.0.1,localhost") if h)
     server = BackgroundServer(ServerConfig.from_env(host="127.0.0.1", port=0)).start()
     try:
         yield server
