@@ -16,7 +16,7 @@ CORE = [
     "errors.py", "events.py", "audio.py", "cassette.py", "matching.py", "replay.py", "config.py",
     "library.py", "connection.py", "recording.py", "redaction.py", "protocol/__init__.py",
     "protocol/validation.py", "protocol/fastcheck.py", "protocol/session.py",
-    "inspect.py", "timeline.py", "report.py", "journal.py", "choice.py", "settings.py",
+    "inspect.py", "timeline.py", "report.py", "journal.py", "choice.py", "settings.py", "protocol/catalog.py",
 ]
 BANNED_MODULES = {"aiohttp", "asyncio", "socket", "selectors", "threading"}
 
