@@ -57,6 +57,7 @@ class Phone:
 async def call_agent(realtime_mock):
     """Start the bridge against this test's cassette and call it: ``phone = await call_agent(agent)``."""
     servers: list[TestServer] = []
+    phones: list[Phone] = []
     async with aiohttp.ClientSession() as http:
 
         async def call(agent: Agent, **parameters: Any) -> Phone:
@@ -67,8 +68,12 @@ async def call_agent(realtime_mock):
             await ws.send_json({"event": "start", "start": {"streamSid": "MZ0001", "customParameters": parameters}})
             while not server.app[CALLS]:
                 await asyncio.sleep(0.001)
-            return Phone(ws, server.app[CALLS][-1])
+            phones.append(Phone(ws, server.app[CALLS][-1]))
+            return phones[-1]
 
         yield call
+        for phone in phones:  # a test that failed mid-call: hang up, or the bridge waits for the caller
+            await phone.ws.close()
+            phone._listener.cancel()
         for server in servers:
             await server.close()
