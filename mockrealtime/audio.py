@@ -18,10 +18,11 @@ class AudioFormat:
     rate_hz: int
     bytes_per_sample: int
     wav_tag: int
+    bytes_per_ms: float = dataclasses.field(init=False)
 
-    @property
-    def bytes_per_ms(self) -> float:
-        return self.rate_hz * self.bytes_per_sample / 1000.0
+    def __post_init__(self) -> None:
+        # stored, not computed per call: every audio delta and append asks for a duration
+        object.__setattr__(self, "bytes_per_ms", self.rate_hz * self.bytes_per_sample / 1000.0)
 
     def duration_ms(self, n_bytes: int) -> float:
         return n_bytes / self.bytes_per_ms

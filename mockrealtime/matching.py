@@ -89,8 +89,10 @@ def extract(event: Any, parts: Sequence[str | int]) -> Any:
             if not isinstance(value, list):
                 return _MISSING
             rest = parts[i + 1 :]
-            found = [extract(v, rest) for v in value]
-            return sorted((json.dumps(v, sort_keys=True) for v in found if v is not _MISSING))
+            found = [v for v in (extract(v, rest) for v in value) if v is not _MISSING]
+            if all(isinstance(v, str) for v in found):
+                return sorted(found)  # the usual case (names, types): no serialising
+            return sorted(json.dumps(v, sort_keys=True) for v in found)
         if isinstance(part, int):
             if not isinstance(value, list) or part >= len(value):
                 return _MISSING

@@ -42,7 +42,7 @@ from . import audio as _audio
 from .cassette import Cassette, RecordedEvent
 from .events import AUDIO_APPEND, ID_KEYS, VAD_POSITION_FIELD, Direction
 from .matching import FieldDiff, Matcher
-from .protocol.session import SessionModel
+from .protocol.session import OBSERVERS, SessionModel
 
 _COMPACT = (",", ":")
 MISMATCH_CODE = "cassette_mismatch"
@@ -418,7 +418,8 @@ class ReplaySession:
             while queue and queue[0][0] <= now_ms:
                 due.append(queue.popleft())
         out: list[str | CloseFrame] = []
-        observe = self.model.observe_server
+        model = self.model
+        observers = OBSERVERS
         for _, frame, source, data in due:
             if source is None:
                 if data is None:  # a CloseFrame
@@ -426,9 +427,13 @@ class ReplaySession:
                     self.closed = True
                     queue.clear()
                     break
-                observe(data["type"], data)
+                handler = observers.get(data["type"])
+                if handler is not None:
+                    handler(model, data)
             else:
-                observe(source.type, source if data is None else data)
+                handler = observers.get(source.type)
+                if handler is not None:
+                    handler(model, source if data is None else data)
             out.append(frame)
         return out
 
@@ -487,7 +492,8 @@ class ReplaySession:
         pace = self.pace
         recorded_cue_id = cue.get("event_id") if cue is not None else None
         interrupted = self._interrupts(gate)
-        if not pace and not self._id_map and not self._metadata and owner_id is _NO_OWNER and not self._cancelled and not interrupted:
+        if (not pace and not self._id_map and not self._metadata and not self._cancelled and not interrupted
+                and (owner_id is _NO_OWNER or not any(ev.type == "error" for _, ev in gate.sends))):
             # the common case: nothing to rewrite, everything due now; stored text goes out as is
             at = max(now_ms, self._last_at)
             self._last_at = at

@@ -97,7 +97,14 @@ def compile_schema(schema: Any) -> Check:
             checks.append(lambda x: not isinstance(x, dict) or all(f_extra(v) for k, v in x.items() if k not in known))
     if "items" in schema:
         f_item = compile_schema(schema["items"])
-        checks.append(lambda x: not isinstance(x, list) or all(f_item(v) for v in x))
+        def check_items(x: Any) -> bool:
+            if isinstance(x, list):
+                for v in x:
+                    if not f_item(v):
+                        return False
+            return True
+
+        checks.append(check_items)
     for sub in schema.get("allOf") or ():
         checks.append(compile_schema(sub))
     if "if" in schema:
@@ -131,4 +138,11 @@ def compile_schema(schema: Any) -> Check:
     if len(checks) == 1:
         return checks[0]
     all_checks = tuple(checks)
-    return lambda x: all(c(x) for c in all_checks)
+
+    def check_all(x: Any) -> bool:
+        for c in all_checks:  # a plain loop: a generator in all() costs more than the checks
+            if not c(x):
+                return False
+        return True
+
+    return check_all

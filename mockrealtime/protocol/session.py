@@ -130,7 +130,7 @@ class SessionModel:
     def observe_server(self, etype: str, event: Any) -> None:
         """Update state from a server event going out. ``event`` is a dict or a RecordedEvent
         (``.get`` for fields, ``.audio_bytes`` for audio) so audio is never decoded here."""
-        handler = _OBSERVERS.get(etype)
+        handler = OBSERVERS.get(etype)
         if handler is not None:
             handler(self, event)
 
@@ -388,7 +388,7 @@ class SessionModel:
         return out_events
 
 
-_OBSERVERS = {
+OBSERVERS = {
     "session.created": SessionModel._on_session,
     "session.updated": SessionModel._on_session,
     "conversation.item.created": SessionModel._on_item,
