@@ -34,13 +34,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]
 
-import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from mockrealtime import cassette as _cassette  # noqa: E402
 
+from _loopback import measure_latency, measure_push, pct, serve_forever  # noqa: E402
+
 CREATED = json.dumps({"type": "session.created", "event_id": "event_" + "0" * 21, "session": {"type": "realtime", "model": "gpt-realtime"}})
-REQUEST = json.dumps({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}})
 ANSWER = json.dumps({"type": "conversation.item.added", "event_id": "event_" + "1" * 21, "previous_item_id": None,
                      "item": {"id": "item_1", "type": "message", "role": "user", "status": "completed", "content": [{"type": "input_text", "text": "hi"}]}})
 
@@ -81,60 +81,13 @@ def run_upstream(minutes: float, port_queue: multiprocessing.Queue) -> None:
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", handler)
-    _run(app, port_queue)
+    serve_forever(app, port_queue)
 
 
 def run_recorder(upstream: str, output: str, port_queue: multiprocessing.Queue) -> None:
     from mockrealtime.proxy import RecordConfig, make_record_app
 
-    _run(make_record_app(RecordConfig(upstream, output)), port_queue)
-
-
-def _run(app: web.Application, port_queue: multiprocessing.Queue) -> None:
-    async def main() -> None:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port_queue.put(runner.addresses[0][1])
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
-
-
-# ------------------------------------------------------------------------------------------------
-# client
-
-
-async def measure_push(url: str) -> tuple[float, int]:
-    async with aiohttp.ClientSession() as http, http.ws_connect(url + "/push/v1/realtime", compress=0, max_msg_size=0) as ws:
-        await ws.receive()  # session.created
-        t0 = time.perf_counter()
-        await ws.send_str('{"type":"response.create"}')
-        n = 0
-        while True:
-            msg = await ws.receive()
-            n += 1
-            if '"response.done"' in msg.data[:40]:
-                break
-        return n / (time.perf_counter() - t0), n
-
-
-async def measure_latency(url: str, rounds: int) -> list[float]:
-    out = []
-    async with aiohttp.ClientSession() as http, http.ws_connect(url + "/pingpong/v1/realtime", compress=0) as ws:
-        await ws.receive()
-        for _ in range(rounds):
-            t0 = time.perf_counter()
-            await ws.send_str(REQUEST)
-            await ws.receive()
-            out.append((time.perf_counter() - t0) * 1e6)
-    return out
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
+    serve_forever(make_record_app(RecordConfig(upstream, output)), port_queue)
 
 
 def main() -> int:
@@ -158,8 +111,8 @@ def main() -> int:
         results = {}
         for _ in range(args.repeat):  # alternate, so drift in the machine hits both alike
             for label, url in (("direct", upstream), ("recorder", recorder)):
-                rate, frames = asyncio.run(measure_push(url))
-                lat = asyncio.run(measure_latency(url, args.rounds))
+                rate, frames = asyncio.run(measure_push(url + "/push/v1/realtime"))
+                lat = asyncio.run(measure_latency(url + "/pingpong/v1/realtime", args.rounds))
                 best, _, pooled = results.get(label, (0.0, 0, []))
                 results[label] = (max(best, rate), frames, pooled + lat)
         saved = os.path.join(tmp, "bench.yaml")

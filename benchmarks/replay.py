@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import json
 import multiprocessing
 import os
 import statistics
@@ -32,13 +31,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]
 
-import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from mockrealtime import cassette as _cassette  # noqa: E402
 from mockrealtime.cassette import Cassette, Close, RecordedEvent, Session  # noqa: E402
 
 import _longcall  # noqa: E402
+from _loopback import measure_latency, measure_push, pct, serve_forever  # noqa: E402
 
 
 def monologue(minutes: float) -> Cassette:
@@ -94,62 +93,14 @@ def run_bare(directory: str, port_queue: multiprocessing.Queue) -> None:
 
     app = web.Application()
     app.router.add_get("/c/{name}/v1/realtime", handler)
-    _run(app, port_queue)
+    serve_forever(app, port_queue)
 
 
 def run_mock(directory: str, port_queue: multiprocessing.Queue) -> None:
     from mockrealtime.config import ServerConfig
     from mockrealtime.server import make_app
 
-    _run(make_app(ServerConfig(cassettes=directory, port=0)), port_queue)
-
-
-def _run(app: web.Application, port_queue: multiprocessing.Queue) -> None:
-    async def main() -> None:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port_queue.put(runner.addresses[0][1])
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
-
-
-# ------------------------------------------------------------------------------------------------
-# client
-
-
-async def measure_push(url: str) -> tuple[float, int]:
-    async with aiohttp.ClientSession() as http, http.ws_connect(url + "/c/monologue/v1/realtime", compress=0, max_msg_size=0) as ws:
-        await ws.receive()  # session.created
-        t0 = time.perf_counter()
-        await ws.send_str('{"type":"response.create"}')
-        n = 0
-        while True:
-            msg = await ws.receive()
-            n += 1
-            if '"response.done"' in msg.data[:40]:
-                break
-        return n / (time.perf_counter() - t0), n
-
-
-async def measure_latency(url: str, rounds: int) -> list[float]:
-    request = json.dumps({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}})
-    out = []
-    async with aiohttp.ClientSession() as http, http.ws_connect(url + "/c/pingpong/v1/realtime", compress=0) as ws:
-        await ws.receive()
-        for _ in range(rounds):
-            t0 = time.perf_counter()
-            await ws.send_str(request)
-            await ws.receive()
-            out.append((time.perf_counter() - t0) * 1e6)
-    return out
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
+    serve_forever(make_app(ServerConfig(cassettes=directory, port=0)), port_queue)
 
 
 def load_times(minutes: float, repeat: int) -> tuple[float, int]:
@@ -187,13 +138,13 @@ def main() -> int:
             # One warm-up run each, not counted: mockrealtime builds an audio frame's text the
             # first time it sends it (cold start is the load figure's business), and both servers
             # then get the same number of counted tries.
-            asyncio.run(measure_push(url))
-            asyncio.run(measure_latency(url, min(args.rounds, 200)))
+            asyncio.run(measure_push(url + "/c/monologue/v1/realtime"))
+            asyncio.run(measure_latency(url + "/c/pingpong/v1/realtime", min(args.rounds, 200)))
             pushes, lat = [], []
             for _ in range(args.repeat):
-                rate, frames = asyncio.run(measure_push(url))
+                rate, frames = asyncio.run(measure_push(url + "/c/monologue/v1/realtime"))
                 pushes.append(rate)
-                lat += asyncio.run(measure_latency(url, args.rounds))
+                lat += asyncio.run(measure_latency(url + "/c/pingpong/v1/realtime", args.rounds))
             results[label] = (max(pushes), frames, pct(lat, 0.5), pct(lat, 0.99))
         finally:
             proc.terminate()

@@ -1,0 +1,62 @@
+"""What the benchmark scripts share: a server in a child process on a loopback port, and the two
+client measurements (push rate, request -> first frame latency) with their percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import time
+
+import aiohttp
+from aiohttp import web
+
+#: The client event of the latency round trips.
+REQUEST = json.dumps({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}})
+
+
+def serve_forever(app: web.Application, port_queue: multiprocessing.Queue) -> None:
+    """Run ``app`` on 127.0.0.1, port 0, and report the port (call in a child process)."""
+
+    async def main() -> None:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port_queue.put(runner.addresses[0][1])
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+async def measure_push(url: str) -> tuple[float, int]:
+    """Frames/s received after one response.create, up to response.done; and the frame count."""
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, compress=0, max_msg_size=0) as ws:
+        await ws.receive()  # session.created
+        t0 = time.perf_counter()
+        await ws.send_str('{"type":"response.create"}')
+        n = 0
+        while True:
+            msg = await ws.receive()
+            n += 1
+            if '"response.done"' in msg.data[:40]:
+                break
+        return n / (time.perf_counter() - t0), n
+
+
+async def measure_latency(url: str, rounds: int) -> list[float]:
+    """Microseconds from sending REQUEST to the first frame back, ``rounds`` times."""
+    out = []
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, compress=0) as ws:
+        await ws.receive()
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            await ws.send_str(REQUEST)
+            await ws.receive()
+            out.append((time.perf_counter() - t0) * 1e6)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
