@@ -71,16 +71,21 @@ class ServerConfig:
             raise ConfigError("max_frame_bytes must be positive")
 
 
+def parse_bool(raw: str) -> bool:
+    """A boolean as people write one in an environment variable, header or query string."""
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
 def _coerce(name: str, annotation: Any, raw: str) -> Any:
     kind = str(annotation)
     try:
         if kind.startswith("bool"):
-            lowered = raw.strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
+            return parse_bool(raw)
         if kind.startswith("int"):
             return int(raw)
         if kind.startswith("float"):

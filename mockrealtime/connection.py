@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .config import ServerConfig
+from .config import ServerConfig, parse_bool
 from .errors import ConfigError
 
 #: Close codes and reasons follow the pattern of the API's fatal in-band errors: one ``error``
@@ -37,15 +37,6 @@ class ConnectionSettings:
     api_key: str | None = None
 
 
-def _flag(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(value)
-
-
 def connection_settings(config: ServerConfig, headers: Mapping[str, str], query: Mapping[str, str]) -> ConnectionSettings:
     """The server's settings, overridden by this connection's headers or query parameters."""
     values: dict[str, Any] = {
@@ -54,7 +45,7 @@ def connection_settings(config: ServerConfig, headers: Mapping[str, str], query:
         "beta_retired": config.beta_retired,
         "api_key": config.api_key,
     }
-    for name, parse in (("strict", _flag), ("max_session_s", float), ("beta_retired", _flag), ("api_key", str)):
+    for name, parse in (("strict", parse_bool), ("max_session_s", float), ("beta_retired", parse_bool), ("api_key", str)):
         raw = headers.get("X-Mockrealtime-" + name.replace("_", "-").title())
         if raw is None:
             raw = query.get("mockrealtime_" + name)
