@@ -33,6 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .config import parse_bool
 from .errors import CassetteError
 from .server import STATE, ConnectionReport, MockState
 
@@ -169,8 +170,13 @@ def _opt_bool(params: dict[str, Any], key: str) -> bool:
     value = params.get(key, False)
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
-        return value.lower() in ("1", "true", "yes", "on")
+    if value == "":
+        return False
+    if isinstance(value, str):
+        try:
+            return parse_bool(value)
+        except ValueError:
+            pass
     raise AdminRequestError(f"{key} must be true or false, not {value!r}")
 
 
