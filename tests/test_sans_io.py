@@ -13,7 +13,7 @@ import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "mockrealtime"
 CORE = [
-    "errors.py", "events.py", "audio.py", "cassette.py", "matching.py", "replay.py", "config.py",
+    "errors.py", "events.py", "audio.py", "cassette.py", "cassette_writer.py", "matching.py", "replay.py", "config.py",
     "library.py", "connection.py", "recording.py", "redaction.py", "protocol/__init__.py",
     "protocol/validation.py", "protocol/fastcheck.py", "protocol/session.py",
     "inspect.py", "timeline.py", "report.py", "journal.py", "choice.py", "settings.py", "protocol/catalog.py",

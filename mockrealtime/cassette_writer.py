@@ -1,0 +1,216 @@
+"""Writing cassettes: runs collapsed into entries, audio moved to WAV sidecars, files atomic.
+
+The inverse of :func:`mockrealtime.cassette.loads`: ``load(save(c))`` gives back exactly the events of
+``c`` (see the theory of operation in :mod:`mockrealtime.cassette`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import yaml
+
+from . import audio as _audio
+from .cassette import _CACHE, FORMAT_VERSION, Cassette, RecordedEvent, Session
+from .events import AUDIO_APPEND, AUDIO_DELTA_TYPES, TEXT_DELTA_TYPES, Direction
+
+_SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def _ms(us: int) -> int | float:
+    return us // 1000 if us % 1000 == 0 else round(us / 1000, 3)
+
+
+def _strictly_increasing(events: list[RecordedEvent]) -> list[int]:
+    out, last = [], -1
+    for ev in events:
+        t = max(ev.offset_us, last + 1)
+        out.append(t)
+        last = t
+    return out
+
+
+def _canonical_b64(value: Any) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        return None
+    return raw if base64.b64encode(raw).decode("ascii") == value else None
+
+
+class _Run:
+    __slots__ = ("kind", "type", "template", "offsets", "ids", "pieces", "fmt", "direction")
+
+    def __init__(self, kind: str, etype: str, template: dict[str, Any], fmt: _audio.AudioFormat | None, direction: Direction):
+        self.kind, self.type, self.template, self.fmt, self.direction = kind, etype, template, fmt, direction
+        self.offsets: list[int] = []
+        self.ids: list[str | None] = []
+        self.pieces: list[Any] = []
+
+
+def _collapse(session: Session, offsets: list[int]) -> list[Any]:
+    """Entries in file order: (offset_us, "client"|"server", event) tuples or _Run objects."""
+    items: list[Any] = []
+    open_runs: dict[Any, _Run] = {}
+    in_fmt, out_fmt = _audio.PCM16, _audio.PCM16
+
+    def close(direction: Direction | None) -> None:
+        for key in [k for k, r in open_runs.items() if direction is None or r.direction is direction]:
+            del open_runs[key]
+
+    for ev, t in zip(session.events, offsets):
+        data = ev.event
+        etype = ev.type
+        if ev.direction is Direction.SERVER and etype in ("session.created", "session.updated"):
+            i, o = _audio.session_formats(data.get("session") or {})
+            in_fmt, out_fmt = i or in_fmt, o or out_fmt
+        kind, payload_field, fmt = None, None, None
+        if etype in TEXT_DELTA_TYPES and ev.direction is Direction.SERVER and isinstance(data.get("delta"), str):
+            kind, payload_field = "text", "delta"
+        elif etype in AUDIO_DELTA_TYPES and ev.direction is Direction.SERVER:
+            kind, payload_field, fmt = "audio", "delta", out_fmt
+        elif etype == AUDIO_APPEND and ev.direction is Direction.CLIENT:
+            kind, payload_field, fmt = "audio", "audio", in_fmt
+        piece: Any = None
+        if kind == "text":
+            piece = data["delta"]
+        elif kind == "audio":
+            piece = _canonical_b64(data.get(payload_field))
+            if piece is None:
+                kind = None
+        if kind is None:
+            # A plain event ends the runs it could belong between: keeps the file readable.
+            close(ev.direction)
+            items.append((t, ev.direction.value, data))
+            continue
+        template = {k: v for k, v in data.items() if k not in ("type", "event_id", payload_field)}
+        key = (kind, etype, fmt.name if fmt else None, json.dumps(template, sort_keys=True))
+        run = open_runs.get(key)
+        if run is None:
+            run = open_runs[key] = _Run(kind, etype, template, fmt, ev.direction)
+            items.append(run)
+        run.offsets.append(t)
+        run.ids.append(data.get("event_id"))
+        run.pieces.append(piece)
+    return items
+
+
+def _packed(values: Iterable[Any]) -> str:
+    return " ".join(str(v) for v in values)
+
+
+def _gaps(offsets: list[int]) -> str:
+    return _packed(_ms(b - a) for a, b in zip(offsets, offsets[1:]))
+
+
+def to_document(cassette: Cassette, stem: str) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The YAML document of a cassette and the sidecar files it refers to (name -> WAV bytes)."""
+    sidecar_data: dict[str, tuple[_audio.AudioFormat, bytearray]] = {}
+    sessions_out = []
+    for s_index, session in enumerate(cassette.sessions):
+        offsets = _strictly_increasing(session.events)
+        entries = []
+        for item in _collapse(session, offsets):
+            if isinstance(item, tuple):
+                t, kind, data = item
+                entries.append({"at": _ms(t), kind: data})
+                continue
+            run: _Run = item
+            if len(run.pieces) == 1:
+                # a run of one reads better as the event itself
+                ev = {"type": run.type}
+                if run.ids[0] is not None:
+                    ev["event_id"] = run.ids[0]
+                ev.update(run.template)
+                ev["delta" if run.type != AUDIO_APPEND else "audio"] = (
+                    run.pieces[0] if run.kind == "text" else base64.b64encode(run.pieces[0]).decode("ascii")
+                )
+                entries.append({"at": _ms(run.offsets[0]), run.direction.value: ev})
+                continue
+            body: dict[str, Any] = {"type": run.type}
+            if run.template:
+                body["with"] = run.template
+            if run.kind == "text":
+                body["delta"] = "".join(run.pieces)
+                body["parts"] = _packed(len(p) for p in run.pieces)
+            else:
+                assert run.fmt is not None
+                file = f"{stem}.s{s_index}.{run.direction.value}.{run.fmt.name}.wav"
+                fmt, buf = sidecar_data.setdefault(file, (run.fmt, bytearray()))
+                body["format"] = run.fmt.name
+                body["file"] = file
+                body["offset"] = len(buf)
+                body["chunk_bytes"] = _packed(len(p) for p in run.pieces)
+                total = sum(len(p) for p in run.pieces)
+                body["audio_ms"] = round(run.fmt.duration_ms(total), 3)
+                for p in run.pieces:
+                    buf += p
+            body["dt"] = _gaps(run.offsets)
+            if any(i is not None for i in run.ids):
+                body["event_ids"] = _packed("-" if i is None else i for i in run.ids)
+            entries.append({"at": _ms(run.offsets[0]), run.kind: body})
+        out: dict[str, Any] = {"events": entries}
+        if session.close is not None:
+            c = session.close
+            out["close"] = {"by": c.by, "code": c.code, "reason": c.reason}
+            if c.error:
+                out["close"]["error"] = c.error
+        sessions_out.append(out)
+    doc: dict[str, Any] = {"version": FORMAT_VERSION, "dialect": cassette.dialect, "model": cassette.model}
+    hs = cassette.handshake
+    doc["handshake"] = {"path": hs.path, "query": dict(hs.query), "headers": dict(hs.headers)}
+    if hs.subprotocols:
+        doc["handshake"]["subprotocols"] = list(hs.subprotocols)
+    if cassette.matching:
+        doc["matching"] = cassette.matching
+    doc["sessions"] = sessions_out
+    files = {name: _audio.wav_bytes(fmt, bytes(buf)) for name, (fmt, buf) in sidecar_data.items()}
+    return doc, files
+
+
+def dumps_document(doc: dict[str, Any], description: str = "") -> str:
+    header = "".join(f"# {line}".rstrip() + "\n" for line in description.strip().splitlines()) if description else ""
+    body = yaml.dump(doc, Dumper=_SafeDumper, sort_keys=False, allow_unicode=True, width=1_000_000, default_flow_style=False)
+    return header + body
+
+
+_SIDECAR_RE = r"\.s\d+\.(client|server)\.(pcm16|g711_ulaw|g711_alaw)\.wav$"
+
+
+def save(cassette: Cassette, path: str, *, check: Callable[[dict[str, Any]], None] | None = None) -> list[str]:
+    """Write a cassette and its sidecars atomically; returns the files written.
+
+    Sidecars go first and the YAML last, so the YAML on disk never names audio that is not there;
+    sidecars of an earlier version of the same cassette that are no longer named are removed.
+    ``check`` sees the document (as it will be written, runs collapsed) before anything touches
+    the disk; whatever it raises stops the save (the redaction scan uses it).
+    """
+    path = os.path.abspath(path)
+    directory = os.path.dirname(path)
+    stem = os.path.basename(path)
+    for ext in (".yaml", ".yml"):
+        if stem.endswith(ext):
+            stem = stem[: -len(ext)]
+    doc, files = to_document(cassette, stem)
+    if check is not None:
+        check(doc)
+    os.makedirs(directory, exist_ok=True)
+    written = []
+    for name, blob in files.items():
+        _audio.write_atomic(os.path.join(directory, name), blob)
+        written.append(os.path.join(directory, name))
+    _audio.write_atomic(path, dumps_document(doc, cassette.description).encode("utf-8"))
+    written.append(path)
+    pattern = re.compile(re.escape(stem) + _SIDECAR_RE)
+    for entry in os.listdir(directory):
+        if pattern.match(entry) and entry not in files:
+            os.unlink(os.path.join(directory, entry))
+    _CACHE.pop(path, None)
+    return written
