@@ -355,6 +355,18 @@ async def test_realtime_only(realtime_mock):
     result.assert_outcomes(passed=2)
 
 
+def test_block_network_needs_loopback_allowed_as_the_readme_says(suite):
+    suite.makepyfile(test_blocked=HELLO_ASYNC + '''
+@pytest.mark.realtime("hello")
+async def test_realtime(realtime_mock):
+    assert await converse(realtime_mock.websocket_base_url)
+''')
+    run(suite, "-q", "--block-network", "--allowed-hosts=127.0.0.1").assert_outcomes(passed=1)
+    blocked = run(suite, "-q", "--block-network")
+    blocked.assert_outcomes(failed=1)
+    blocked.stdout.fnmatch_lines(["*Network is disabled*"])
+
+
 VCR_CASSETTE = """\
 interactions:
 - request:
