@@ -98,9 +98,11 @@ def run_bare(directory: str, port_queue: multiprocessing.Queue) -> None:
 
 def run_mock(directory: str, port_queue: multiprocessing.Queue) -> None:
     from mockrealtime.config import ServerConfig
-    from mockrealtime.server import make_app
+    from mockrealtime.server import make_app, settle_gc_for_serving
 
-    serve_forever(make_app(ServerConfig(cassettes=directory, port=0)), port_queue)
+    app = make_app(ServerConfig(cassettes=directory, port=0))
+    settle_gc_for_serving()  # as `mockrealtime serve` does
+    serve_forever(app, port_queue)
 
 
 def load_times(minutes: float, repeat: int) -> tuple[float, int]:

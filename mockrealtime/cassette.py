@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import gc
 import hashlib
 import itertools
 import json
@@ -321,6 +322,19 @@ def load(path: str) -> Cassette:
 
 def loads(text: str, path: str = "<string>") -> Cassette:
     """Parse cassette text; ``path`` names the file in errors and locates audio sidecars."""
+    # A load allocates tens of thousands of objects and frees none of them in cycles; collections
+    # triggered on the way only walk everything alive and doubled load times (86 to 178 ms for a
+    # 10-minute call). The collector's state is put back as it was.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _loads(text, path)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _loads(text: str, path: str) -> Cassette:
     try:
         doc = yaml.load(text, Loader=_SafeLoader)
     except yaml.YAMLError as exc:

@@ -16,7 +16,7 @@ def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from .proxy import bind_socket
-    from .server import STATE, make_app
+    from .server import STATE, make_app, settle_gc_for_serving
 
     config = ServerConfig.from_env(
         host=args.host, port=args.port, cassettes=args.cassettes, default_cassette=args.default,
@@ -37,6 +37,7 @@ def _serve(args: argparse.Namespace) -> int:
     print("  point the openai SDK at it:")
     print(f'    AsyncOpenAI(api_key="sk-test", websocket_base_url="{ws_base}/v1")')
     print(f'    a named cassette: websocket_base_url="{ws_base}/c/<name>/v1"', flush=True)
+    settle_gc_for_serving()
     web.run_app(app, sock=sock, print=None, access_log=None)
     return 0
 
