@@ -37,7 +37,7 @@ from yarl import URL
 
 from . import __version__
 from .cassette import cassette_name
-from .errors import CassetteError, ConfigError, SecretLeftError
+from .errors import ConfigError, SecretLeftError
 from .events import Direction
 from .recording import Recorder, SessionRecording
 from .redaction import KEY_SUBPROTOCOL, REDACTED, SECRET_PATTERNS, TRANSPORT_HEADERS, Redactor, redact_query

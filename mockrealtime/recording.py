@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from .cassette import Cassette, Close, Handshake, RecordedEvent, Session, cassette_name
 from .events import BETA, GA, Direction

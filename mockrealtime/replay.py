@@ -56,6 +56,7 @@ class Gate:
     cue: RecordedEvent | None = None
     audio_ms: float = 0.0  # audio gates: live audio position that opens it
     sends: list[tuple[int, RecordedEvent]] = dataclasses.field(default_factory=list)  # (event index, event)
+    has_error: bool = False  # an error among the sends: its event_id may need the live client's
 
 
 @dataclasses.dataclass(slots=True)
@@ -106,6 +107,8 @@ def build_plan(cassette: Cassette, session_index: int) -> Plan:
             target = len(gates) - 1
         last_used = target
         gates[target].sends.append((index, ev))
+        if ev.type == "error":
+            gates[target].has_error = True
         found = _ids_of(ev)
         if found:
             ids[index] = found
@@ -493,7 +496,7 @@ class ReplaySession:
         recorded_cue_id = cue.get("event_id") if cue is not None else None
         interrupted = self._interrupts(gate)
         if (not pace and not self._id_map and not self._metadata and not self._cancelled and not interrupted
-                and (owner_id is _NO_OWNER or not any(ev.type == "error" for _, ev in gate.sends))):
+                and (owner_id is _NO_OWNER or not gate.has_error)):
             # the common case: nothing to rewrite, everything due now; stored text goes out as is
             at = max(now_ms, self._last_at)
             self._last_at = at

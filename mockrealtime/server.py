@@ -22,7 +22,7 @@ from .events import BETA, GA
 from .library import CassetteLibrary
 from .matching import Matcher
 from .protocol import ClientEventValidator, ProtocolError, parse_client_frame
-from .replay import CloseFrame, ReplaySession, SessionCursor, strip_audio
+from .replay import ReplaySession, SessionCursor, strip_audio
 
 log = logging.getLogger("mockrealtime")
 

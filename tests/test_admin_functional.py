@@ -12,15 +12,11 @@ from openai import AsyncOpenAI
 
 from mockrealtime.library import CassetteLibrary
 
+from seed_tools import FLAT_TOOL
+
 TIMEOUT_S = 10
 BUNDLED = CassetteLibrary()
 
-FLAT_TOOL = {
-    "type": "function",
-    "name": "list_emails",
-    "description": "List the user's most recent emails, newest first.",
-    "parameters": {"type": "object", "properties": {"numEmails": {"type": "integer"}}, "required": ["numEmails"]},
-}
 
 
 def recorded_session_id(name: str, dialect: str = "ga") -> str:

@@ -39,6 +39,8 @@ from mockrealtime.events import Direction
 from mockrealtime.inspect import cassette_paths
 from mockrealtime.library import CassetteLibrary
 
+from seed_tools import FLAT_TOOL
+
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_DOCKER = Path(os.environ.get("MOCKREALTIME_LOCAL_DOCKER", ROOT.parent / "shared" / "tools" / "local-docker.sh"))
 IMAGE = "mockrealtime:test"
@@ -47,12 +49,6 @@ TIMEOUT_S = 20
 HEALTHY_WITHIN_S = 60
 BUNDLED = CassetteLibrary()
 
-FLAT_TOOL = {
-    "type": "function",
-    "name": "list_emails",
-    "description": "List the user's most recent emails, newest first.",
-    "parameters": {"type": "object", "properties": {"numEmails": {"type": "integer"}}, "required": ["numEmails"]},
-}
 
 
 def _run(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -15,6 +15,7 @@ from mockrealtime.events import Direction
 from mockrealtime.library import CassetteLibrary
 
 from oracle import server_event_errors
+from seed_tools import FLAT_TOOL
 
 TIMEOUT_S = 10
 BUNDLED = CassetteLibrary()
@@ -74,12 +75,6 @@ async def _wait_closed(server) -> None:
     raise AssertionError("the server never saw the connection close")
 
 
-FLAT_TOOL = {
-    "type": "function",
-    "name": "list_emails",
-    "description": "List the user's most recent emails, newest first.",
-    "parameters": {"type": "object", "properties": {"numEmails": {"type": "integer"}}, "required": ["numEmails"]},
-}
 
 
 @pytest.mark.parametrize("dialect", ["ga", "beta"])

@@ -44,34 +44,22 @@ __all__ = ["CLIENT_EVENT_TYPES", "ClientEventValidator", "ProtocolError", "parse
 # capture showed (which also named the translation-only 'session.close' and
 # 'session.input_audio_buffer.append', and left out 'output_audio_buffer.clear', a WebRTC/SIP-only
 # event); the beta order puts 'transcription_session.update' second, as a beta-era report quotes.
+_GA_ORDER = (
+    "session.update",
+    "input_audio_buffer.append",
+    "input_audio_buffer.commit",
+    "input_audio_buffer.clear",
+    "conversation.item.create",
+    "conversation.item.truncate",
+    "conversation.item.delete",
+    "conversation.item.retrieve",
+    "response.create",
+    "response.cancel",
+    "output_audio_buffer.clear",
+)
 _ORDERED_TYPES: dict[str, tuple[str, ...]] = {
-    "ga": (
-        "session.update",
-        "input_audio_buffer.append",
-        "input_audio_buffer.commit",
-        "input_audio_buffer.clear",
-        "conversation.item.create",
-        "conversation.item.truncate",
-        "conversation.item.delete",
-        "conversation.item.retrieve",
-        "response.create",
-        "response.cancel",
-        "output_audio_buffer.clear",
-    ),
-    "beta": (
-        "session.update",
-        "transcription_session.update",
-        "input_audio_buffer.append",
-        "input_audio_buffer.commit",
-        "input_audio_buffer.clear",
-        "conversation.item.create",
-        "conversation.item.truncate",
-        "conversation.item.delete",
-        "conversation.item.retrieve",
-        "response.create",
-        "response.cancel",
-        "output_audio_buffer.clear",
-    ),
+    "ga": _GA_ORDER,
+    "beta": (_GA_ORDER[0], "transcription_session.update", *_GA_ORDER[1:]),
 }
 
 CLIENT_EVENT_TYPES: dict[str, frozenset[str]] = {
