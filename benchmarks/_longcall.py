@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import os
 
-from mockrealtime.cassette import Cassette, Close, RecordedEvent, Session
+from mockrealtime.core.cassette import Cassette, Close, RecordedEvent, Session
 
 
 def build(minutes: float = 10.0, turn_s: float = 10.0) -> Cassette:

@@ -34,7 +34,7 @@ sys.path.insert(0, ROOT)
 
 import pytest  # noqa: E402
 
-from mockrealtime.library import bundled_cassette_dir  # noqa: E402
+from mockrealtime.core.library import bundled_cassette_dir  # noqa: E402
 
 INI = "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
 
@@ -100,7 +100,7 @@ def measure(directory: str, module: str, source: str, plugin: bool) -> tuple[flo
     durations = Durations()
     args = [path, "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--rootdir", directory, "-c", os.path.join(directory, "pytest.ini")]
     if plugin and not _entry_point_installed():
-        args[:0] = ["-p", "mockrealtime.pytest_plugin"]
+        args[:0] = ["-p", "mockrealtime.testing.plugin"]
     with contextlib.redirect_stdout(io.StringIO()):
         code = pytest.main(args, plugins=[durations])
     if code != 0:

@@ -36,7 +36,7 @@ sys.path[:0] = [os.path.dirname(HERE), HERE]
 
 from aiohttp import web  # noqa: E402
 
-from mockrealtime import cassette as _cassette  # noqa: E402
+from mockrealtime.core import cassette as _cassette  # noqa: E402
 
 from _loopback import measure_latency, measure_push, pct, serve_forever  # noqa: E402
 
@@ -85,7 +85,7 @@ def run_upstream(minutes: float, port_queue: multiprocessing.Queue) -> None:
 
 
 def run_recorder(upstream: str, output: str, port_queue: multiprocessing.Queue) -> None:
-    from mockrealtime.proxy import RecordConfig, make_record_app
+    from mockrealtime.net.record import RecordConfig, make_record_app
 
     serve_forever(make_record_app(RecordConfig(upstream, output)), port_queue)
 

@@ -33,8 +33,9 @@ sys.path[:0] = [os.path.dirname(HERE), HERE]
 
 from aiohttp import web  # noqa: E402
 
-from mockrealtime import cassette as _cassette  # noqa: E402
-from mockrealtime.cassette import Cassette, Close, RecordedEvent, Session  # noqa: E402
+from mockrealtime.core import cassette as _cassette  # noqa: E402
+from mockrealtime.core.cassette_writer import save  # noqa: E402
+from mockrealtime.core.cassette import Cassette, Close, RecordedEvent, Session  # noqa: E402
 
 import _longcall  # noqa: E402
 from _loopback import measure_latency, measure_push, pct, serve_forever  # noqa: E402
@@ -98,7 +99,7 @@ def run_bare(directory: str, port_queue: multiprocessing.Queue) -> None:
 
 def run_mock(directory: str, port_queue: multiprocessing.Queue) -> None:
     from mockrealtime.config import ServerConfig
-    from mockrealtime.server import make_app, settle_gc_for_serving
+    from mockrealtime.net.server import make_app, settle_gc_for_serving
 
     app = make_app(ServerConfig(cassettes=directory, port=0))
     settle_gc_for_serving()  # as `mockrealtime serve` does
@@ -108,7 +109,7 @@ def run_mock(directory: str, port_queue: multiprocessing.Queue) -> None:
 def load_times(minutes: float, repeat: int) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "call.yaml")
-        _cassette.save(_longcall.build(minutes), path)
+        save(_longcall.build(minutes), path)
         size = os.path.getsize(path)
         times = []
         for _ in range(repeat):
@@ -127,8 +128,8 @@ def main() -> int:
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp()
-    _cassette.save(monologue(args.minutes), os.path.join(tmp, "monologue.yaml"))
-    _cassette.save(pingpong(args.rounds), os.path.join(tmp, "pingpong.yaml"))
+    save(monologue(args.minutes), os.path.join(tmp, "monologue.yaml"))
+    save(pingpong(args.rounds), os.path.join(tmp, "pingpong.yaml"))
     ctx = multiprocessing.get_context("spawn")
     results = {}
     for label, target in (("bare aiohttp", run_bare), ("mockrealtime", run_mock)):

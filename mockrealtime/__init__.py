@@ -4,9 +4,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .cassette import Cassette, RecordedEvent, Session, load, save
-from .config import ServerConfig
-from .errors import (
+from mockrealtime.core.cassette import Cassette, RecordedEvent, Session, load
+from mockrealtime.core.cassette_writer import save
+from mockrealtime.config import ServerConfig
+from mockrealtime.errors import (
     CassetteError,
     CassetteFormatError,
     CassetteNotFoundError,
@@ -14,7 +15,7 @@ from .errors import (
     DivergenceError,
     MockRealtimeError,
 )
-from .events import Direction
+from mockrealtime.core.events import Direction
 
 __all__ = [
     "Cassette",

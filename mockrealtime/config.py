@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import ConfigError
+from mockrealtime.errors import ConfigError
 
 ENV_PREFIX = "MOCKREALTIME_"
 

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from mockrealtime.config import ServerConfig
-from mockrealtime.server import STATE, MockState, make_app
+from mockrealtime.net.server import STATE, MockState, make_app
 
 # websockets >= 15 honours proxy variables; loopback must never go through a proxy
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
@@ -22,7 +22,7 @@ pytest_plugins = ["pytester"]  # the plugin's own tests drive pytest in pytest
 if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD") or not any(
     ep.name == "mockrealtime" for ep in importlib.metadata.entry_points(group="pytest11")
 ):
-    pytest_plugins.append("mockrealtime.pytest_plugin")
+    pytest_plugins.append("mockrealtime.testing.plugin")
 
 
 @dataclasses.dataclass

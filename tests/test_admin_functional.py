@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from openai import AsyncOpenAI
 
-from mockrealtime.library import CassetteLibrary
+from mockrealtime.core.library import CassetteLibrary
 
 from seed_tools import FLAT_TOOL
 

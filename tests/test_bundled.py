@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from mockrealtime.events import Direction
-from mockrealtime.library import CassetteLibrary, bundled_cassette_dir
+from mockrealtime.core.events import Direction
+from mockrealtime.core.library import CassetteLibrary, bundled_cassette_dir
 
 from oracle import server_event_errors
 

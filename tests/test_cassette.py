@@ -9,8 +9,9 @@ import struct
 
 import pytest
 
-from mockrealtime import audio
-from mockrealtime.cassette import Cassette, Close, RecordedEvent, Session, load, loads, save
+from mockrealtime.core import audio
+from mockrealtime.core.cassette import Cassette, Close, RecordedEvent, Session, load, loads
+from mockrealtime.core.cassette_writer import save
 from mockrealtime.errors import CassetteFormatError
 
 

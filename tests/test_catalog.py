@@ -6,7 +6,7 @@ import typing
 
 import pytest
 
-from mockrealtime.events import BETA, GA, Direction
+from mockrealtime.core.events import BETA, GA, Direction
 from mockrealtime.protocol.catalog import GA_LEGACY_SERVER, RENAMED_SERVER, classify, event_types
 
 

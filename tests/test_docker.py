@@ -35,9 +35,9 @@ import yaml
 from openai import AsyncOpenAI
 
 from mockrealtime.config import ServerConfig
-from mockrealtime.events import Direction
-from mockrealtime.inspect import cassette_paths
-from mockrealtime.library import CassetteLibrary
+from mockrealtime.core.events import Direction
+from mockrealtime.core.checks import cassette_paths
+from mockrealtime.core.library import CassetteLibrary
 
 from seed_tools import FLAT_TOOL
 

@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 from openai import AsyncOpenAI
 
-from mockrealtime.cassette import load
-from mockrealtime.events import Direction
-from mockrealtime.library import CassetteLibrary
+from mockrealtime.core.cassette import load
+from mockrealtime.core.events import Direction
+from mockrealtime.core.library import CassetteLibrary
 
 from oracle import server_event_errors
 from seed_tools import FLAT_TOOL

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from mockrealtime.cli import main
-from mockrealtime.inspect import ERROR, WARNING, cassette_paths, validate_file
-from mockrealtime.library import CassetteLibrary, bundled_cassette_dir
+from mockrealtime.core.checks import ERROR, WARNING, cassette_paths, validate_file
+from mockrealtime.core.library import CassetteLibrary, bundled_cassette_dir
 
 BUNDLED = cassette_paths([bundled_cassette_dir()])
 

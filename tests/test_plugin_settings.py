@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from mockrealtime.errors import ConfigError
-from mockrealtime.handle import default_cassette_name, locate_cassette
-from mockrealtime.journal import Journal, SentEvent
-from mockrealtime.settings import CONFIG_KEYS, MARKER_KEYS, RECORD_MODES, Settings, resolve_settings
+from mockrealtime.testing.handle import default_cassette_name, locate_cassette
+from mockrealtime.core.journal import Journal, SentEvent
+from mockrealtime.testing.settings import CONFIG_KEYS, MARKER_KEYS, RECORD_MODES, Settings, resolve_settings
 
 # -- precedence: option > marker > realtime_config > MOCKREALTIME_* environment > default ----------------
 

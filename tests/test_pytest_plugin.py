@@ -19,11 +19,11 @@ import websockets.sync.client  # noqa: F401
 import pytest
 
 import mockrealtime
-import mockrealtime.proxy  # noqa: F401
-from mockrealtime.cassette import load
+import mockrealtime.net.record  # noqa: F401
+from mockrealtime.core.cassette import load
 from mockrealtime.config import ServerConfig
-from mockrealtime.library import bundled_cassette_dir
-from mockrealtime.runner import BackgroundServer
+from mockrealtime.core.library import bundled_cassette_dir
+from mockrealtime.testing.runner import BackgroundServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(mockrealtime.__file__)))
 FAKE_KEY = "sk-test-fake-key-0123456789abcdef"
@@ -37,12 +37,12 @@ filterwarnings = error
 
 
 def plugin_args() -> list[str]:
-    """``-p mockrealtime.pytest_plugin`` unless the installed entry point loads it (twice is an error)."""
+    """``-p mockrealtime.testing.plugin`` unless the installed entry point loads it (twice is an error)."""
     if not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD") and any(
         ep.name == "mockrealtime" for ep in importlib.metadata.entry_points(group="pytest11")
     ):
         return []
-    return ["-p", "mockrealtime.pytest_plugin"]
+    return ["-p", "mockrealtime.testing.plugin"]
 
 
 @pytest.fixture
@@ -247,7 +247,7 @@ async def test_own_assertion_fails(realtime_mock):
     assert '  ! session.tools[*].name: expected <absent>, received ["get_weather"]' in block
     assert "pytest --realtime-record-mode=rewrite test_agent.py::test_diverges" in block
     assert "@pytest.mark.realtime(match={'rules': {'session.update': ['session.type', 'session.tool_choice']}})" in block
-    assert "pytest_plugin.py" not in block and "handle.py" not in block
+    assert "testing/plugin.py" not in block and "handle.py" not in block
     # an unplayed remainder
     block = _section(out, "test_stops_early")
     assert "mockrealtime: the client left part of the cassette unplayed" in block

@@ -21,14 +21,15 @@ from aiohttp import WSMsgType, web
 from openai import AsyncOpenAI
 from websockets.asyncio.client import connect as ws_connect
 
-from mockrealtime import cassette as _cassette
-from mockrealtime import proxy
-from mockrealtime.cassette import Cassette, Close, RecordedEvent, Session
+from mockrealtime.core import cassette as _cassette
+from mockrealtime.core.cassette_writer import save
+from mockrealtime.net import record as proxy
+from mockrealtime.core.cassette import Cassette, Close, RecordedEvent, Session
 from mockrealtime.errors import SecretLeftError
-from mockrealtime.events import Direction
-from mockrealtime.library import CassetteLibrary
-from mockrealtime.proxy import FAULT_REASON, LOST_REASON, SHUTDOWN_REASON, RecordConfig, recording_server
-from mockrealtime.recording import SessionRecording
+from mockrealtime.core.events import Direction
+from mockrealtime.core.library import CassetteLibrary
+from mockrealtime.net.record import FAULT_REASON, LOST_REASON, SHUTDOWN_REASON, RecordConfig, recording_server
+from mockrealtime.core.recording import SessionRecording
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MS = 0.001 * float(os.environ.get("MOCKREALTIME_TEST_TIMEOUT_FACTOR", "1"))
@@ -473,7 +474,7 @@ async def test_no_key_reaches_any_file_written_or_the_log(start_server, tmp_path
     events = [RecordedEvent.make("server", 0, created),
               RecordedEvent.make("client", 5, {"type": "response.create"}),
               RecordedEvent.make("server", 6, {"type": "response.done", "event_id": "event_e2", "response": {"id": "resp_1", "status": "completed", "output": []}})]
-    _cassette.save(Cassette("eph", "ga", [Session(events, Close("client", 1000, ""))]), str(upstream_dir / "eph.yaml"))
+    save(Cassette("eph", "ga", [Session(events, Close("client", 1000, ""))]), str(upstream_dir / "eph.yaml"))
     upstream = await start_server(cassettes=str(upstream_dir))
     out = out_dir / "eph.yaml"
     async with recording_server(RecordConfig(upstream.ws_url, str(out))) as (url, handle):

@@ -8,12 +8,12 @@ import os
 
 import pytest
 
-from mockrealtime import cassette as _cassette
-from mockrealtime.cassette import Cassette, Close, RecordedEvent, Session
+from mockrealtime.core import cassette as _cassette
+from mockrealtime.core.cassette import Cassette, Close, RecordedEvent, Session
 from mockrealtime.errors import CassetteError, ConfigError, SecretLeftError
-from mockrealtime.events import Direction
-from mockrealtime.recording import Recorder, negotiate_dialect
-from mockrealtime.redaction import (
+from mockrealtime.core.events import Direction
+from mockrealtime.core.recording import Recorder, negotiate_dialect
+from mockrealtime.core.redaction import (
     REDACTED,
     Redactor,
     credentials,

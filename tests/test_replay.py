@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from mockrealtime.cassette import Cassette, Close, RecordedEvent, Session
-from mockrealtime.matching import Matcher
-from mockrealtime.replay import CloseFrame, ReplaySession, SessionCursor
+from mockrealtime.core.cassette import Cassette, Close, RecordedEvent, Session
+from mockrealtime.core.matching import Matcher
+from mockrealtime.core.engine import CloseFrame, ReplaySession, SessionCursor
 
 
 def ev(direction: str, at_ms: float, type: str, **fields) -> RecordedEvent:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from mockrealtime.cassette import load
-from mockrealtime.library import bundled_cassette_dir
-from mockrealtime.matching import Matcher
-from mockrealtime.replay import ReplaySession
-from mockrealtime.report import ConnectionOutcome, Context, divergence_report, unplayed_report
+from mockrealtime.core.cassette import load
+from mockrealtime.core.library import bundled_cassette_dir
+from mockrealtime.core.matching import Matcher
+from mockrealtime.core.engine import ReplaySession
+from mockrealtime.testing.report import ConnectionOutcome, Context, divergence_report, unplayed_report
 
 FUNCTION_CALL = f"{bundled_cassette_dir()}/function_call.yaml"
 NODEID = "tests/test_agent.py::test_emails[ga]"

@@ -14,9 +14,9 @@ from openai import AsyncOpenAI, OpenAI
 
 from mockrealtime.config import ServerConfig
 from mockrealtime.errors import CassetteFormatError
-from mockrealtime.library import CassetteLibrary, bundled_cassette_dir
-from mockrealtime.runner import BackgroundServer
-from mockrealtime.server import Route
+from mockrealtime.core.library import CassetteLibrary, bundled_cassette_dir
+from mockrealtime.testing.runner import BackgroundServer
+from mockrealtime.net.server import Route
 
 HELLO = f"{bundled_cassette_dir()}/hello.yaml"
 HELLO_BETA = f"{bundled_cassette_dir()}/hello.beta.yaml"

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from mockrealtime.library import CassetteLibrary
+from mockrealtime.core.library import CassetteLibrary
 from mockrealtime.protocol.session import merge_session
-from mockrealtime.replay import ReplaySession
+from mockrealtime.core.engine import ReplaySession
 
 from oracle import server_event_errors
 

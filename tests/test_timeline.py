@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from mockrealtime.cli import main
-from mockrealtime.events import Direction
-from mockrealtime.library import CassetteLibrary
-from mockrealtime.timeline import render, session_lines
+from mockrealtime.core.events import Direction
+from mockrealtime.core.library import CassetteLibrary
+from mockrealtime.core.timeline import render, session_lines
 
 BUNDLED = CassetteLibrary()
 CASES = [(entry["name"], dialect) for entry in BUNDLED.available() for dialect in entry["dialects"]]
@@ -80,7 +80,7 @@ def test_a_forced_function_that_came_back_as_text():
 
 
 def test_the_tools_are_sans_io():
-    code = "import sys, mockrealtime.inspect, mockrealtime.timeline; print(sorted({'aiohttp', 'asyncio'} & set(sys.modules)))"
+    code = "import sys, mockrealtime.core.checks, mockrealtime.core.timeline; print(sorted({'aiohttp', 'asyncio'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -18,7 +18,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path[:0] = [ROOT, HERE]
 
-from mockrealtime.cassette import Cassette, Close, Handshake, RecordedEvent, Session, save  # noqa: E402
+from mockrealtime.core.cassette import Cassette, Close, Handshake, RecordedEvent, Session  # noqa: E402
+from mockrealtime.core.cassette_writer import save  # noqa: E402
 
 import seeds  # noqa: E402
 

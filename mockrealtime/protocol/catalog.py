@@ -9,8 +9,8 @@ there first.
 
 from __future__ import annotations
 
-from ..events import BETA, GA, Direction
-from .validation import CLIENT_EVENT_TYPES
+from mockrealtime.core.events import BETA, GA, Direction
+from mockrealtime.protocol.validation import CLIENT_EVENT_TYPES
 
 _BOTH_SERVER = (
     "error",

@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .. import audio as _audio
+from mockrealtime.core import audio as _audio
 
 MIN_COMMIT_MS = 100.0
 

@@ -36,7 +36,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError, validators
 from referencing import Registry, Resource
 
-from .fastcheck import compile_schema
+from mockrealtime.protocol.fastcheck import compile_schema
 
 __all__ = ["CLIENT_EVENT_TYPES", "ClientEventValidator", "ProtocolError", "parse_client_frame"]
 

@@ -8,7 +8,7 @@ import pytest
 from openai import AsyncOpenAI
 
 from mockrealtime import DivergenceError
-from mockrealtime.report import display_path
+from mockrealtime.testing.report import display_path
 
 HELLO = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello!"}]}
 GET_WEATHER = {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}

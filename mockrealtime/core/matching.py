@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from .errors import ConfigError
+from mockrealtime.errors import ConfigError
 
 MODES = ("default", "type", "exact")
 

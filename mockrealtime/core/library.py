@@ -11,9 +11,9 @@ import os
 from collections.abc import Iterable
 from importlib import resources
 
-from . import cassette as _cassette
-from .cassette import Cassette
-from .errors import CassetteNotFoundError
+from mockrealtime.core import cassette as _cassette
+from mockrealtime.core.cassette import Cassette
+from mockrealtime.errors import CassetteNotFoundError
 
 DEFAULT_NAME = "hello"
 
@@ -23,7 +23,7 @@ def bundled_cassette_dir() -> str:
     packaged = resources.files("mockrealtime").joinpath("_bundled_cassettes")
     if packaged.is_dir():
         return str(packaged)
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cassettes")
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "cassettes")
 
 
 class CassetteLibrary:

@@ -2,19 +2,19 @@
 
 Theory of operation
 -------------------
-One :class:`~mockrealtime.runner.BackgroundServer` serves a whole test session (per xdist
+One :class:`~mockrealtime.testing.runner.BackgroundServer` serves a whole test session (per xdist
 worker). Each test gets a *route* of its own, ``/c/<token>/``: its cassette is registered in the
 server's library under the token and its settings (pace, matching, strictness) go with the
 route, so tests never see each other's cassettes, sessions or journals. Setting a test up is a
 few dictionary writes in the server's loop; the cassette is parsed once and cached by file.
 
-In a recording mode the route is not on the replay server: a recorder (:mod:`mockrealtime.proxy`)
+In a recording mode the route is not on the replay server: a recorder (:mod:`mockrealtime.net.record`)
 is started for the test on the same loop and the URLs point at it. It writes into a private
 temporary directory; only a test that passed (or ``record_failed``) gets its cassette moved into
 place, so a failed run never leaves a half-recorded cassette behind.
 
 The handle turns what the server saw into test outcomes: a divergence or an unplayed remainder is
-returned as a report (:mod:`mockrealtime.report`) that the plugin raises as a
+returned as a report (:mod:`mockrealtime.testing.report`) that the plugin raises as a
 :class:`~mockrealtime.errors.DivergenceError`.
 """
 
@@ -31,15 +31,15 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from . import cassette as _cassette
-from .errors import CassetteError, ConfigError, DivergenceError
-from .events import AUDIO_APPEND, BETA, Direction
-from .journal import Journal, SentEvent
-from .library import bundled_cassette_dir
-from .replay import Divergence, strip_audio
-from .report import ConnectionOutcome, Context, display_path, divergence_report, rerecord_command, unplayed_report
-from .runner import BackgroundServer, close_sockets
-from .settings import Settings
+from mockrealtime.core import cassette as _cassette
+from mockrealtime.errors import CassetteError, ConfigError, DivergenceError
+from mockrealtime.core.events import AUDIO_APPEND, BETA, Direction
+from mockrealtime.core.journal import Journal, SentEvent
+from mockrealtime.core.library import bundled_cassette_dir
+from mockrealtime.core.engine import Divergence, strip_audio
+from mockrealtime.testing.report import ConnectionOutcome, Context, display_path, divergence_report, rerecord_command, unplayed_report
+from mockrealtime.testing.runner import BackgroundServer, close_sockets
+from mockrealtime.testing.settings import Settings
 
 _EXTENSIONS = (".yaml", ".yml")
 _VARIANT_SUFFIXES = ("", ".ga", ".beta")
@@ -221,7 +221,7 @@ class RealtimeMock:
             files = self._files()
             self.server.call(self._install, files)
             if self.mode == "episodes":
-                from .episodes import start_episodes
+                from mockrealtime.testing.episodes import start_episodes
 
                 try:
                     self._episodes = start_episodes(self, files)
@@ -241,7 +241,7 @@ class RealtimeMock:
         return files
 
     def _install(self, files: Sequence[str]) -> None:
-        from .server import Route
+        from mockrealtime.net.server import Route
 
         state = self.server.state
         state.reset()  # tests run one at a time per process: forget the previous test's connections
@@ -416,7 +416,7 @@ class RealtimeMock:
     # -- recording ---------------------------------------------------------------------------------
 
     def _start_recording(self) -> None:
-        from .proxy import RecordConfig, recording_server
+        from mockrealtime.net.record import RecordConfig, recording_server
 
         key = os.environ.get("OPENAI_API_KEY") or None
         if key is None and "api.openai.com" in self.settings.upstream:

@@ -22,7 +22,7 @@ import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, overload
 
-from .matching import parse_path
+from mockrealtime.core.matching import parse_path
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -11,12 +11,12 @@ Fixtures (nothing is autouse; a test that uses none of them pays nothing):
 
 * ``realtime_server`` (session): mockrealtime in a background thread with its own event loop,
   on a free loopback port; one per xdist worker.
-* ``realtime_mock`` (function): the test's handle, :class:`mockrealtime.handle.RealtimeMock`.
+* ``realtime_mock`` (function): the test's handle, :class:`mockrealtime.testing.handle.RealtimeMock`.
 * ``realtime_cassette_dir`` (module): ``<test dir>/cassettes/<module name>``; override it to move them.
 * ``realtime_config`` (function): a dict of settings for every test in its scope; override it.
 
 Settings come from ``--realtime-*`` options, the ``realtime`` marker, ``realtime_config`` and the
-``MOCKREALTIME_*`` environment, in that order of precedence (:func:`mockrealtime.settings.resolve_settings`).
+``MOCKREALTIME_*`` environment, in that order of precedence (:func:`mockrealtime.testing.settings.resolve_settings`).
 
 A divergence, or recorded events the client left unplayed, fail the test with a report
 (:class:`~mockrealtime.errors.DivergenceError`, an ``AssertionError``): after the test function
@@ -31,11 +31,11 @@ from typing import Any
 
 import pytest
 
-from .config import ServerConfig
-from .errors import ConfigError, DivergenceError, MockRealtimeError
-from .handle import RealtimeMock, bundled_dir, default_cassette_name, locate_cassette
-from .runner import BackgroundServer
-from .settings import MARKER_KEYS, RECORD_MODES, resolve_settings
+from mockrealtime.config import ServerConfig
+from mockrealtime.errors import ConfigError, DivergenceError, MockRealtimeError
+from mockrealtime.testing.handle import RealtimeMock, bundled_dir, default_cassette_name, locate_cassette
+from mockrealtime.testing.runner import BackgroundServer
+from mockrealtime.testing.settings import MARKER_KEYS, RECORD_MODES, resolve_settings
 
 HANDLE = pytest.StashKey[RealtimeMock]()
 FAILED = pytest.StashKey[bool]()

@@ -38,11 +38,11 @@ import dataclasses
 import json
 from typing import Any
 
-from . import audio as _audio
-from .cassette import Cassette, RecordedEvent
-from .events import AUDIO_APPEND, ID_KEYS, VAD_POSITION_FIELD, Direction
-from .matching import FieldDiff, Matcher
-from .protocol.session import OBSERVERS, SessionModel
+from mockrealtime.core import audio as _audio
+from mockrealtime.core.cassette import Cassette, RecordedEvent
+from mockrealtime.core.events import AUDIO_APPEND, ID_KEYS, VAD_POSITION_FIELD, Direction
+from mockrealtime.core.matching import FieldDiff, Matcher
+from mockrealtime.protocol.session import OBSERVERS, SessionModel
 
 _COMPACT = (",", ":")
 MISMATCH_CODE = "cassette_mismatch"

@@ -16,8 +16,8 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .config import ServerConfig, parse_bool
-from .errors import ConfigError
+from mockrealtime.config import ServerConfig, parse_bool
+from mockrealtime.errors import ConfigError
 
 #: Close codes and reasons follow the pattern of the API's fatal in-band errors: one ``error``
 #: event, then a close whose reason is ``<error.type>.<error.code>`` (protocol.md §1.5).

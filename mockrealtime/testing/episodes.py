@@ -49,18 +49,18 @@ from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 from yarl import URL
 
-from . import cassette as _cassette
-from .cassette import Cassette
-from .events import BETA, GA
-from .journal import Journal, SentEvent
-from .recording import Recorder, SessionRecording, negotiate_dialect
-from .redaction import TRANSPORT_HEADERS, Redactor, save_checked
-from .replay import MISMATCH_CODE, strip_audio
+from mockrealtime.core import cassette as _cassette
+from mockrealtime.core.cassette import Cassette
+from mockrealtime.core.events import BETA, GA
+from mockrealtime.core.journal import Journal, SentEvent
+from mockrealtime.core.recording import Recorder, SessionRecording, negotiate_dialect
+from mockrealtime.core.redaction import TRANSPORT_HEADERS, Redactor, save_checked
+from mockrealtime.core.engine import MISMATCH_CODE, strip_audio
 
 if TYPE_CHECKING:
-    from .handle import RealtimeMock
+    from mockrealtime.testing.handle import RealtimeMock
 
-log = logging.getLogger("mockrealtime.episodes")
+log = logging.getLogger("mockrealtime.testing.episodes")
 
 ACK_TIMEOUT_S = 15.0
 _STAMP = "mrep_"
@@ -222,7 +222,7 @@ class EpisodeRelay:
             return f"mockrealtime new_episodes: the recording was not saved: {exc}"
 
     async def _stop(self) -> list[str]:
-        from .runner import close_sockets
+        from mockrealtime.testing.runner import close_sockets
 
         await close_sockets(list(self._sockets), self.server.close_timeout_s)
         for task in list(self._tasks):
@@ -272,7 +272,7 @@ class EpisodeRelay:
                 target_dir = os.path.join(tmpdir, dialect)
                 os.makedirs(target_dir)
                 save_checked(cassette, os.path.join(target_dir, os.path.basename(path)), self.recorder.known_secrets)
-                from .handle import install_recording
+                from mockrealtime.testing.handle import install_recording
 
                 install_recording(target_dir, os.path.dirname(path))
         finally:

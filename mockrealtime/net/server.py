@@ -1,6 +1,6 @@
 """The aiohttp edge: WebSocket upgrade, dialect negotiation, frame pacing, health and reports.
 
-All protocol decisions are made by the sans-IO engine (:mod:`mockrealtime.replay`) and the
+All protocol decisions are made by the sans-IO engine (:mod:`mockrealtime.core.engine`) and the
 validator (:mod:`mockrealtime.protocol`); this module only moves frames and keeps time.
 """
 
@@ -14,15 +14,15 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from .choice import CassetteQueue
-from .config import ServerConfig
-from .connection import connection_settings, expiry, presented_key, refusal
-from .errors import CassetteError, CassetteNotFoundError, ConfigError
-from .events import BETA, GA
-from .library import CassetteLibrary
-from .matching import Matcher
-from .protocol import ClientEventValidator, ProtocolError, parse_client_frame
-from .replay import ReplaySession, SessionCursor, strip_audio
+from mockrealtime.config import ServerConfig
+from mockrealtime.core.policy import connection_settings, expiry, presented_key, refusal
+from mockrealtime.errors import CassetteError, CassetteNotFoundError, ConfigError
+from mockrealtime.core.events import BETA, GA
+from mockrealtime.core.matching import Matcher
+from mockrealtime.protocol import ProtocolError, parse_client_frame
+from mockrealtime.core.engine import ReplaySession, strip_audio
+from mockrealtime.net.admin import add_admin_routes
+from mockrealtime.net.state import STATE, ConnectionReport, MockState, Route
 
 log = logging.getLogger("mockrealtime")
 
@@ -31,77 +31,6 @@ CASSETTE_HEADER = "X-Mockrealtime-Cassette"
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
 
 
-@dataclasses.dataclass
-class ConnectionReport:
-    """What one connection did: kept for the fixture and the admin API."""
-
-    id: int
-    cassette: str
-    session: int
-    dialect: str
-    path: str
-    engine: ReplaySession
-    open: bool = True
-    close_code: int | None = None
-    #: The /c/<name>/ the client connected to, when it named one (the pytest plugin's per-test route).
-    route: str | None = None
-    socket: web.WebSocketResponse | None = dataclasses.field(default=None, repr=False, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "cassette": self.cassette,
-            "session": self.session,
-            "dialect": self.dialect,
-            "path": self.path,
-            "open": self.open,
-            "close_code": self.close_code,
-            "journal": [dataclasses.asdict(j) for j in self.engine.journal],
-            "divergences": [d.to_dict() for d in self.engine.divergences],
-            "unplayed": [] if self.open else self.engine.unplayed(),
-        }
-
-
-@dataclasses.dataclass(frozen=True)
-class Route:
-    """Settings for the connections to one cassette name, in place of the server's (pace, strict,
-    matching): the pytest plugin gives each test a route of its own on a shared server."""
-
-    config: ServerConfig
-    matching: dict[str, Any] | None = None
-
-
-class MockState:
-    """Per-app state: the cassettes, which session each takes next, and what connections did."""
-
-    def __init__(self, config: ServerConfig) -> None:
-        self.config = config
-        self.library = CassetteLibrary(config.cassettes, config.default_cassette)
-        self.cursor = SessionCursor()
-        self.connections: list[ConnectionReport] = []
-        self.sockets: set[web.WebSocketResponse] = set()
-        self.validators = {d: ClientEventValidator(d) for d in (GA, BETA)} if config.validate else {}
-        self.match_override = {"mode": config.match_mode} if config.match_mode else None
-        self.routes: dict[str, Route] = {}
-        #: Admin API: cassettes chosen for connections that name none; long-polls on the journals.
-        self.chosen = CassetteQueue()
-        self.journal_waiters: set[asyncio.Future[None]] = set()
-
-    def reset(self) -> None:
-        self.cursor.reset()
-        self.connections.clear()
-        self.chosen.clear()
-        self.journal_changed()
-
-    def journal_changed(self) -> None:
-        """Wake the admin long-polls: a journal grew, a connection closed, or a reset."""
-        for waiter in self.journal_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self.journal_waiters.clear()
-
-
-STATE = web.AppKey("mockrealtime_state", MockState)
 
 
 def negotiate_dialect(request: web.Request) -> str:
@@ -289,8 +218,6 @@ def make_app(config: ServerConfig | None = None) -> web.Application:
     app.router.add_get("/c/{name}", realtime)
     app.router.add_get("/c/{name}/{tail:.*}", realtime)
     app.on_shutdown.append(_close_sockets)
-    from .admin import add_admin_routes  # here: admin.py imports this module
-
     add_admin_routes(app)
     return app
 

@@ -39,9 +39,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-from . import audio as _audio
-from .errors import CassetteFormatError
-from .events import AUDIO_APPEND, AUDIO_DELTA_TYPES, DIALECTS, TEXT_DELTA_TYPES, Direction
+from mockrealtime.core import audio as _audio
+from mockrealtime.errors import CassetteFormatError
+from mockrealtime.core.events import AUDIO_APPEND, AUDIO_DELTA_TYPES, DIALECTS, TEXT_DELTA_TYPES, Direction
 
 FORMAT_VERSION = 1
 
@@ -266,6 +266,12 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
 
 _VALIDATOR: jsonschema.protocols.Validator | None = None
 _CACHE: dict[str, tuple[tuple[int, int], Cassette]] = {}
+
+
+def forget(path: str) -> None:
+    """Drop ``path`` from the load cache (the writer calls this after replacing the file)."""
+    _CACHE.pop(os.path.abspath(path), None)
+    _CACHE.pop(path, None)
 
 
 def json_path(parts: Iterable[str | int]) -> str:
@@ -518,5 +524,3 @@ def _expand_audio(
     return out
 
 
-# Writing lives in its own module; these names stay importable from here.
-from .cassette_writer import dumps_document, save, to_document  # noqa: E402, F401

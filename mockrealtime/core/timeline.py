@@ -22,9 +22,9 @@ import dataclasses
 import json
 from typing import Any
 
-from . import audio as _audio
-from .cassette import Cassette, RecordedEvent
-from .events import AUDIO_APPEND, AUDIO_DELTA_TYPES, Direction
+from mockrealtime.core import audio as _audio
+from mockrealtime.core.cassette import Cassette, RecordedEvent
+from mockrealtime.core.events import AUDIO_APPEND, AUDIO_DELTA_TYPES, Direction
 
 _TEXT_DELTAS = frozenset({"response.output_text.delta", "response.text.delta"})
 _TRANSCRIPT_DELTAS = frozenset({"response.output_audio_transcript.delta", "response.audio_transcript.delta"})

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-The I/O layer (:mod:`mockrealtime.proxy`) relays a WebSocket connection and tells a
+The I/O layer (:mod:`mockrealtime.net.record`) relays a WebSocket connection and tells a
 :class:`Recorder` what it saw: :meth:`Recorder.open` when a connection is up (with its handshake),
 then :meth:`SessionRecording.client_text` / :meth:`SessionRecording.server_text` for every text
 frame, with the caller's clock in milliseconds, and :meth:`SessionRecording.end` once, with who
@@ -11,7 +11,7 @@ sleeps, reads a clock or touches a socket.
 
 On the relay's hot path a frame is only appended to a list (direction, offset, raw text): parsing,
 redaction and building events wait until a cassette is asked for, so recording adds almost nothing
-per frame. A recording that has ended is turned into a :class:`~mockrealtime.cassette.Session`
+per frame. A recording that has ended is turned into a :class:`~mockrealtime.core.cassette.Session`
 once and kept.
 
 Dialect: the handshake gives the first guess (``OpenAI-Beta: realtime=v1`` or the
@@ -35,9 +35,9 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
-from .cassette import Cassette, Close, Handshake, RecordedEvent, Session, cassette_name
-from .events import BETA, GA, Direction
-from .redaction import Redactor, credentials, redact_headers, redact_query, redact_subprotocols, save_checked
+from mockrealtime.core.cassette import Cassette, Close, Handshake, RecordedEvent, Session, cassette_name
+from mockrealtime.core.events import BETA, GA, Direction
+from mockrealtime.core.redaction import Redactor, credentials, redact_headers, redact_query, redact_subprotocols, save_checked
 
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
 

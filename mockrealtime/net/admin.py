@@ -1,7 +1,7 @@
 """The admin API under ``/__admin/`` (WireMock's convention), for tests that drive mockrealtime from
 outside its process: a container, another language, another machine.
 
-JSON in, JSON out. Everything it shows lives in :class:`mockrealtime.server.MockState`; this module
+JSON in, JSON out. Everything it shows lives in :class:`mockrealtime.net.server.MockState`; this module
 only reads it, except for the cassette queue (``chosen``) and ``reset``.
 
 ::
@@ -33,9 +33,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .config import parse_bool
-from .errors import CassetteError
-from .server import STATE, ConnectionReport, MockState
+from mockrealtime.config import parse_bool
+from mockrealtime.errors import CassetteError
+from mockrealtime.net.state import STATE, ConnectionReport, MockState
 
 PREFIX = "/__admin"
 DEFAULT_TIMEOUT_S = 5.0

@@ -14,8 +14,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import ConfigError
-from .matching import MODES, Matcher
+from mockrealtime.errors import ConfigError
+from mockrealtime.core.matching import MODES, Matcher
 
 RECORD_MODES = ("none", "once", "new_episodes", "all", "rewrite")
 DEFAULT_UPSTREAM = "wss://api.openai.com/v1/realtime"

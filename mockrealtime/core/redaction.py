@@ -25,7 +25,7 @@ Audio payloads (base64 in ``input_audio_buffer.append`` and audio deltas) are ne
 scanned: standard base64 has no ``-`` or ``_``, so no ``sk-``/``ek_`` key can hide in it, and the
 WAV sidecars hold raw samples.
 
-No I/O here beyond :func:`save_checked` calling :func:`mockrealtime.cassette.save`.
+No I/O here beyond :func:`save_checked` calling :func:`mockrealtime.core.cassette_writer.save`.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ from typing import Any
 
 import yaml
 
-from . import cassette as _cassette
-from .cassette import Cassette
-from .errors import ConfigError, SecretLeftError
-from .events import AUDIO_APPEND, AUDIO_DELTA_TYPES
+from mockrealtime.core import cassette as _cassette
+from mockrealtime.core import cassette_writer as _writer
+from mockrealtime.core.cassette import Cassette
+from mockrealtime.errors import ConfigError, SecretLeftError
+from mockrealtime.core.events import AUDIO_APPEND, AUDIO_DELTA_TYPES
 
 REDACTED = "<redacted>"
 
@@ -282,7 +283,7 @@ def find_secrets(target: Cassette | str | Mapping[str, Any] | list[Any], known: 
     needles = _needles(known)
     findings: list[tuple[str, str]] = []
     if isinstance(target, Cassette):
-        doc, _ = _cassette.to_document(target, target.name)
+        doc, _ = _writer.to_document(target, target.name)
         if target.description:
             findings += [("(description)", what) for what in _scan(target.description, needles)]
         _scan_tree(doc, "$", needles, findings)
@@ -330,7 +331,7 @@ def _scan_tree(node: Any, path: str, needles: list[str], out: list[tuple[str, st
 
 
 def save_checked(cassette: Cassette, path: str, known: Iterable[str] = ()) -> list[str]:
-    """Save like :func:`mockrealtime.cassette.save`, after scanning the document about to be
+    """Save like :func:`mockrealtime.core.cassette_writer.save`, after scanning the document about to be
     written; raises :class:`SecretLeftError` (and writes nothing) if anything looks like a key."""
     needles = _needles(known)
 
@@ -340,4 +341,4 @@ def save_checked(cassette: Cassette, path: str, known: Iterable[str] = ()) -> li
         if findings:
             raise SecretLeftError(path, findings)
 
-    return _cassette.save(cassette, path, check=check)
+    return _writer.save(cassette, path, check=check)

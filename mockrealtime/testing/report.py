@@ -21,10 +21,10 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
-from .cassette import Cassette
-from .events import AUDIO_APPEND, Direction
-from .matching import DEFAULT_RULES, FieldDiff, Matcher
-from .replay import Divergence
+from mockrealtime.core.cassette import Cassette
+from mockrealtime.core.events import AUDIO_APPEND, Direction
+from mockrealtime.core.matching import DEFAULT_RULES, FieldDiff, Matcher
+from mockrealtime.core.engine import Divergence
 
 #: How many unplayed events are listed before "... and N more".
 UNPLAYED_SHOWN = 8

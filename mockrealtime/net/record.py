@@ -5,8 +5,8 @@ the recorder opens the same connection upstream (``aiohttp.ClientSession.ws_conn
 ``Authorization``, ``api-key``, ``OpenAI-Beta`` and the other end-to-end headers, the offered
 subprotocols), answers the client with the subprotocol the upstream chose, or with the upstream's
 own HTTP error when it refused the upgrade, then relays frames both ways unchanged and tells the
-sans-IO :class:`~mockrealtime.recording.Recorder` about each one. Every decision about what is
-kept lives there and in :mod:`mockrealtime.redaction`; this module moves frames and keeps time.
+sans-IO :class:`~mockrealtime.core.recording.Recorder` about each one. Every decision about what is
+kept lives there and in :mod:`mockrealtime.core.redaction`; this module moves frames and keeps time.
 
 The cassette is saved (checked for secrets, written atomically) after every connection ends and
 when the app shuts down (``on_shutdown`` records the open sessions as ended by the recorder, with
@@ -35,12 +35,12 @@ from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 from yarl import URL
 
-from . import __version__
-from .cassette import cassette_name
-from .errors import ConfigError, SecretLeftError
-from .events import Direction
-from .recording import Recorder, SessionRecording
-from .redaction import KEY_SUBPROTOCOL, REDACTED, SECRET_PATTERNS, TRANSPORT_HEADERS, Redactor, redact_query
+from mockrealtime import __version__
+from mockrealtime.core.cassette import cassette_name
+from mockrealtime.errors import ConfigError, SecretLeftError
+from mockrealtime.core.events import Direction
+from mockrealtime.core.recording import Recorder, SessionRecording
+from mockrealtime.core.redaction import KEY_SUBPROTOCOL, REDACTED, SECRET_PATTERNS, TRANSPORT_HEADERS, Redactor, redact_query
 
 log = logging.getLogger("mockrealtime.record")
 

@@ -1,7 +1,7 @@
 """Writing cassettes: runs collapsed into entries, audio moved to WAV sidecars, files atomic.
 
-The inverse of :func:`mockrealtime.cassette.loads`: ``load(save(c))`` gives back exactly the events of
-``c`` (see the theory of operation in :mod:`mockrealtime.cassette`).
+The inverse of :func:`mockrealtime.core.cassette.loads`: ``load(save(c))`` gives back exactly the events of
+``c`` (see the theory of operation in :mod:`mockrealtime.core.cassette`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from . import audio as _audio
-from .cassette import _CACHE, FORMAT_VERSION, Cassette, RecordedEvent, Session
-from .events import AUDIO_APPEND, AUDIO_DELTA_TYPES, TEXT_DELTA_TYPES, Direction
+from mockrealtime.core import audio as _audio
+from mockrealtime.core.cassette import FORMAT_VERSION, forget, Cassette, RecordedEvent, Session
+from mockrealtime.core.events import AUDIO_APPEND, AUDIO_DELTA_TYPES, TEXT_DELTA_TYPES, Direction
 
 _SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -212,5 +212,5 @@ def save(cassette: Cassette, path: str, *, check: Callable[[dict[str, Any]], Non
     for entry in os.listdir(directory):
         if pattern.match(entry) and entry not in files:
             os.unlink(os.path.join(directory, entry))
-    _CACHE.pop(path, None)
+    forget(path)
     return written

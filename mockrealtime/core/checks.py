@@ -17,7 +17,7 @@ records, per session, and returns findings instead of raising:
   an ``error.event_id`` names a client event of the session; ``previous_item_id`` names an item;
 * **streams**: deltas join to what their ``.done`` event carries (text, transcript, arguments);
 * **secrets**: keys left anywhere in the file, comments included
-  (:func:`mockrealtime.redaction.find_secrets`), and handshake credentials not redacted.
+  (:func:`mockrealtime.core.redaction.find_secrets`), and handshake credentials not redacted.
 
 Sans-IO apart from reading the files named: no aiohttp, no asyncio.
 """
@@ -29,13 +29,13 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from . import cassette as _cassette
-from .cassette import Cassette, RecordedEvent
-from .errors import CassetteFormatError
-from .events import AUDIO_APPEND, AUDIO_DELTA_TYPES, BETA, GA, Direction
-from .protocol import ClientEventValidator
-from .protocol.catalog import GA_LEGACY_SERVER, classify
-from .redaction import CREDENTIAL_HEADERS, KEY_SUBPROTOCOL, REDACTED, SAFE_QUERY, find_secrets
+from mockrealtime.core import cassette as _cassette
+from mockrealtime.core.cassette import Cassette, RecordedEvent
+from mockrealtime.errors import CassetteFormatError
+from mockrealtime.core.events import AUDIO_APPEND, AUDIO_DELTA_TYPES, BETA, GA, Direction
+from mockrealtime.protocol import ClientEventValidator
+from mockrealtime.protocol.catalog import GA_LEGACY_SERVER, classify
+from mockrealtime.core.redaction import CREDENTIAL_HEADERS, KEY_SUBPROTOCOL, REDACTED, SAFE_QUERY, find_secrets
 
 ERROR = "error"
 WARNING = "warning"

@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from .config import ServerConfig
-from .server import STATE, MockState, make_app
+from mockrealtime.config import ServerConfig
+from mockrealtime.net.server import STATE, MockState, make_app
 
 T = TypeVar("T")
 

@@ -7,16 +7,16 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import __version__
-from .config import ServerConfig
-from .errors import MockRealtimeError
+from mockrealtime import __version__
+from mockrealtime.config import ServerConfig
+from mockrealtime.errors import MockRealtimeError
 
 
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from .proxy import bind_socket
-    from .server import STATE, make_app, settle_gc_for_serving
+    from mockrealtime.net.record import bind_socket
+    from mockrealtime.net.server import STATE, make_app, settle_gc_for_serving
 
     config = ServerConfig.from_env(
         host=args.host, port=args.port, cassettes=args.cassettes, default_cassette=args.default,
@@ -47,7 +47,7 @@ def _record(args: argparse.Namespace) -> int:
 
     from aiohttp import web
 
-    from .proxy import RECORDER, RecordConfig, bind_socket, make_record_app
+    from mockrealtime.net.record import RECORDER, RecordConfig, bind_socket, make_record_app
 
     port = args.port
     if port is None and not os.environ.get("MOCKREALTIME_PORT"):
@@ -80,7 +80,7 @@ def _record(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     import json
 
-    from .inspect import cassette_paths, validate_file
+    from mockrealtime.core.checks import cassette_paths, validate_file
 
     paths = cassette_paths(args.paths)
     if not paths:
@@ -103,9 +103,9 @@ def _validate(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     import os
 
-    from .cassette import load
-    from .library import CassetteLibrary
-    from .timeline import render
+    from mockrealtime.core.cassette import load
+    from mockrealtime.core.library import CassetteLibrary
+    from mockrealtime.core.timeline import render
 
     if os.path.exists(args.path) or os.sep in args.path:
         cassette = load(args.path)

@@ -1,0 +1,89 @@
+"""What the server keeps per app: the cassettes, per-test routes, and what connections did."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from aiohttp import web
+
+from mockrealtime.config import ServerConfig
+from mockrealtime.core.cassette_queue import CassetteQueue
+from mockrealtime.core.engine import ReplaySession, SessionCursor
+from mockrealtime.core.events import BETA, GA
+from mockrealtime.core.library import CassetteLibrary
+from mockrealtime.protocol import ClientEventValidator
+
+
+@dataclasses.dataclass
+class ConnectionReport:
+    """What one connection did: kept for the fixture and the admin API."""
+
+    id: int
+    cassette: str
+    session: int
+    dialect: str
+    path: str
+    engine: ReplaySession
+    open: bool = True
+    close_code: int | None = None
+    #: The /c/<name>/ the client connected to, when it named one (the pytest plugin's per-test route).
+    route: str | None = None
+    socket: web.WebSocketResponse | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "cassette": self.cassette,
+            "session": self.session,
+            "dialect": self.dialect,
+            "path": self.path,
+            "open": self.open,
+            "close_code": self.close_code,
+            "journal": [dataclasses.asdict(j) for j in self.engine.journal],
+            "divergences": [d.to_dict() for d in self.engine.divergences],
+            "unplayed": [] if self.open else self.engine.unplayed(),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    """Settings for the connections to one cassette name, in place of the server's (pace, strict,
+    matching): the pytest plugin gives each test a route of its own on a shared server."""
+
+    config: ServerConfig
+    matching: dict[str, Any] | None = None
+
+
+class MockState:
+    """Per-app state: the cassettes, which session each takes next, and what connections did."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.library = CassetteLibrary(config.cassettes, config.default_cassette)
+        self.cursor = SessionCursor()
+        self.connections: list[ConnectionReport] = []
+        self.sockets: set[web.WebSocketResponse] = set()
+        self.validators = {d: ClientEventValidator(d) for d in (GA, BETA)} if config.validate else {}
+        self.match_override = {"mode": config.match_mode} if config.match_mode else None
+        self.routes: dict[str, Route] = {}
+        #: Admin API: cassettes chosen for connections that name none; long-polls on the journals.
+        self.chosen = CassetteQueue()
+        self.journal_waiters: set[asyncio.Future[None]] = set()
+
+    def reset(self) -> None:
+        self.cursor.reset()
+        self.connections.clear()
+        self.chosen.clear()
+        self.journal_changed()
+
+    def journal_changed(self) -> None:
+        """Wake the admin long-polls: a journal grew, a connection closed, or a reset."""
+        for waiter in self.journal_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.journal_waiters.clear()
+
+
+STATE = web.AppKey("mockrealtime_state", MockState)

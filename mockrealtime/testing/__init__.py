@@ -1,0 +1,1 @@
+"""The pytest harness: the plugin, the per-test handle, settings precedence, failure reports."""
