@@ -5,6 +5,7 @@
     MockRealtimeError
     ├── CassetteError
     │   ├── CassetteFormatError      a cassette file is broken (names the file and the JSON path)
+    │   │   └── ScenarioError        a scenario file cannot be compiled (names the file and the step)
     │   ├── CassetteNotFoundError    no cassette by that name (lists what is available)
     │   └── SecretLeftError          a recording still holds something that looks like a key;
     │                                nothing was saved (names the JSON paths, never the values)
@@ -36,6 +37,10 @@ class CassetteFormatError(CassetteError):
         self.json_path = json_path
         self.message = message
         super().__init__(f"{file}: {json_path}: {message}")
+
+
+class ScenarioError(CassetteFormatError):
+    """A scenario cannot be compiled into a cassette; says which file and which step."""
 
 
 class CassetteNotFoundError(CassetteError):

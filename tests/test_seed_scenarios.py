@@ -1,4 +1,4 @@
-"""The seed cassettes authored in tools/seeds.py: shapes, timing and the story each one tells.
+"""The bundled cassettes compiled from cassettes/scenarios/: shapes, timing and the story each one tells.
 
 Every server event must pass the fidelity oracle (the openai package's models, and for GA also
 the adapter openai-agents enforces); every client event must be something the openai SDK's
@@ -8,39 +8,36 @@ param types allow, except the ones the scenario sends on purpose to provoke a se
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import re
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+
+from mockrealtime.core import audio as _audio
+from mockrealtime.core.library import CassetteLibrary
 
 try:
     from oracle import client_event_errors, server_event_errors
 except ModuleNotFoundError:  # tests/ imported as a package
     from tests.oracle import client_event_errors, server_event_errors
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_seeds() -> Any:
-    spec = importlib.util.spec_from_file_location("_mockrealtime_seeds", ROOT / "tools" / "seeds.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-seeds = _load_seeds()
-CASSETTES = seeds.build()
-BY_KEY = {(c["name"], c["dialect"]): c for c in CASSETTES}
-KEYS = sorted(BY_KEY, key=lambda k: (seeds.CASSETTE_NAMES.index(k[0]), k[1] != "ga"))
+SEEDS = ("hello", "function_call", "turn_detected", "missing_call_id", "chat_completions_tools",
+         "tool_choice_required_loop", "forced_function_as_message")
+LIBRARY = CassetteLibrary()
+BY_KEY = {(e["name"], d): LIBRARY.resolve(e["name"], d) for e in LIBRARY.available() for d in e["dialects"]}
+KEYS = sorted(BY_KEY, key=lambda k: (k[0], k[1] != "ga"))
 IDS = [f"{name}-{dialect}" for name, dialect in KEYS]
 GA_KEYS = [k for k in KEYS if k[1] == "ga"]
+
+
+def _output_format(key: tuple[str, str]) -> _audio.AudioFormat:
+    sessions = [e.event["session"] for e in BY_KEY[key].sessions[0].events if e.type in ("session.created", "session.updated")]
+    return _audio.session_formats(sessions[-1])[1] or _audio.PCM16
+
+
+PCM_KEYS = [k for k in KEYS if _output_format(k) is _audio.PCM16]
 
 BYTES_PER_MS = 48
 AUDIO_DELTA_TYPES = {"response.output_audio.delta", "response.audio.delta"}
@@ -53,8 +50,8 @@ ID_PATTERNS = {
 
 
 def events(key: tuple[str, str]) -> list[dict[str, Any]]:
-    (session,) = BY_KEY[key]["sessions"]
-    return session["events"]
+    (session,) = BY_KEY[key].sessions
+    return [{"dir": e.direction.value, "at_ms": e.offset_ms, "event": e.event} for e in session.events]
 
 
 def server(key: tuple[str, str]) -> list[dict[str, Any]]:
@@ -87,46 +84,28 @@ def rejected_event_ids(key: tuple[str, str]) -> set[str]:
     return {e["error"]["event_id"] for e in of_type(server(key), "error") if e["error"].get("event_id")}
 
 
-# -- the interchange shape -----------------------------------------------------------------------
+# -- the files -----------------------------------------------------------------------------------
 
 
-def test_every_scenario_exists_in_both_dialects() -> None:
-    assert [c["name"] for c in CASSETTES[::2]] == list(seeds.CASSETTE_NAMES)
-    assert set(BY_KEY) == {(n, d) for n in seeds.CASSETTE_NAMES for d in ("ga", "beta")}
+def test_every_seed_exists_in_both_dialects_and_as_a_phone_call() -> None:
+    for seed in SEEDS:
+        assert {(seed, "ga"), (seed, "beta"), (f"twilio_{seed}", "ga"), (f"twilio_{seed}", "beta")} <= set(BY_KEY)
 
 
 @pytest.mark.parametrize("key", KEYS, ids=IDS)
-def test_interchange_shape(key: tuple[str, str]) -> None:
+def test_handshake_and_close(key: tuple[str, str]) -> None:
     cassette = BY_KEY[key]
-    name_, dialect = key
-    assert set(cassette) == {"name", "dialect", "model", "description", "handshake", "sessions"}
-    assert cassette["model"] == (seeds.GA_MODEL if dialect == "ga" else seeds.BETA_MODEL)
-    assert cassette["description"].count("\n") >= 3 and cassette["description"].endswith("\n")
-    handshake = cassette["handshake"]
-    assert handshake["path"] == "/v1/realtime"
-    assert handshake["query"] == {"model": cassette["model"]}
-    assert handshake["headers"] == ({"OpenAI-Beta": "realtime=v1"} if dialect == "beta" else {})
-    (session,) = cassette["sessions"]
-    assert set(session) == {"events", "close"}
-    assert session["close"] == {"by": "client", "code": 1000, "reason": ""}
-    for e in session["events"]:
-        assert set(e) == {"dir", "at_ms", "event"}
-        assert e["dir"] in ("client", "server")
-        assert isinstance(e["at_ms"], float)
-        assert isinstance(e["event"], dict) and isinstance(e["event"].get("type"), str)
-    json.dumps(cassette)  # plain JSON data all the way down
-
-
-def test_build_is_deterministic_and_fresh() -> None:
-    again = seeds.build()
-    assert again == CASSETTES
-    assert again[0] is not CASSETTES[0]
-    assert again[0]["sessions"][0]["events"][0]["event"] is not CASSETTES[0]["sessions"][0]["events"][0]["event"]
+    assert cassette.description.count("\n") >= 3
+    assert cassette.handshake.path == "/v1/realtime"
+    assert cassette.handshake.query == {"model": cassette.model}
+    assert cassette.handshake.headers == ({"OpenAI-Beta": "realtime=v1"} if key[1] == "beta" else {})
+    (session,) = cassette.sessions
+    assert (session.close.by, session.close.code, session.close.reason) == ("client", 1000, "")
 
 
 @pytest.mark.parametrize("key", KEYS, ids=IDS)
 def test_no_secrets_anywhere(key: tuple[str, str]) -> None:
-    text = json.dumps(BY_KEY[key])
+    text = json.dumps([e["event"] for e in events(key)])
     assert "Authorization" not in text and "api-key" not in text.lower()
     assert not re.search(r"\bsk-[A-Za-z0-9_-]{8,}", text)
 
@@ -159,7 +138,7 @@ def test_ga_client_events_are_what_the_sdk_sends(key: tuple[str, str]) -> None:
     assert not failures, "\n".join(failures)
 
 
-@pytest.mark.parametrize("key", [k for k in KEYS if k[1] == "beta"], ids=[f"{n}-beta" for n in seeds.CASSETTE_NAMES])
+@pytest.mark.parametrize("key", [k for k in KEYS if k[1] == "beta"], ids=[f"{n}-beta" for n, d in KEYS if d == "beta"])
 def test_beta_client_events_are_what_the_sdk_sends(key: tuple[str, str]) -> None:
     """Best effort: the beta SDK types ``tool_choice`` as a plain string, the wire takes objects."""
     rejected = rejected_event_ids(key)
@@ -231,15 +210,16 @@ def test_rate_limits_follow_every_response_done(key: tuple[str, str]) -> None:
 
 
 @pytest.mark.parametrize("key", KEYS, ids=IDS)
-def test_server_audio_is_short_realistic_pcm16(key: tuple[str, str]) -> None:
-    per_item: dict[str, int] = {}
+def test_server_audio_comes_in_short_deltas_of_the_session_format(key: tuple[str, str]) -> None:
+    fmt = _output_format(key)
+    per_item: dict[str, float] = {}
     for event in of_type(server(key), *AUDIO_DELTA_TYPES):
-        pcm = base64.b64decode(event["delta"], validate=True)
-        assert len(pcm) % 2 == 0
-        assert 0 < len(pcm) <= 200 * BYTES_PER_MS
-        per_item[event["item_id"]] = per_item.get(event["item_id"], 0) + len(pcm)
-    for item_id, size in per_item.items():
-        assert 1000 <= size / BYTES_PER_MS <= 3000, (item_id, size / BYTES_PER_MS)
+        audio = base64.b64decode(event["delta"], validate=True)
+        assert len(audio) % fmt.bytes_per_sample == 0
+        assert 0 < fmt.duration_ms(len(audio)) <= 200
+        per_item[event["item_id"]] = per_item.get(event["item_id"], 0) + fmt.duration_ms(len(audio))
+    for item_id, ms in per_item.items():
+        assert 1000 <= ms <= 6000, (item_id, ms)
     assert not of_type(server(key), "response.output_audio.delta" if key[1] == "beta" else "response.audio.delta")
     for done in of_type(server(key), "response.done"):
         assert all("audio" not in part for item in done["response"]["output"] for part in item.get("content", []))
@@ -309,7 +289,7 @@ def test_function_call_round_trip(dialect: str) -> None:
     (args_done,) = of_type(evs, "response.function_call_arguments.done")
     call_id = args_done["call_id"]
     assert args_done["arguments"] == '{"numEmails": 1}'
-    assert ("name" in args_done) == (dialect == "ga")
+    assert args_done["name"] == "list_emails"  # the live beta server sends it too; bridges read it
     assert {d["call_id"] for d in deltas} == {call_id}
 
     # name and call_id wherever the item appears; the final arguments once it is finished.
@@ -499,9 +479,6 @@ def test_tool_choice_required_loops(dialect: str) -> None:
     assert len(of_type(client(key), "response.create")) == 3
     assert not of_type(server(key), *AUDIO_DELTA_TYPES)
     assert events(key)[-1]["event"]["type"] == "rate_limits.updated"
-    if dialect == "ga":
-        creates = of_type(client(key), "response.create")
-        assert [c["event_id"] for c in creates] == [f"agents_py_response_create_{n}" for n in (1, 2, 3)]
 
 
 @pytest.mark.parametrize("dialect", ["ga", "beta"])
@@ -523,3 +500,89 @@ def test_forced_function_comes_back_as_a_message(dialect: str) -> None:
     assert of_type(evs, "response.content_part.added")[0]["part"]["type"] == "text"
     assert not [e for e in evs if "audio" in e["type"] or "function_call" in e["type"]]
     assert not [e for e in evs if e.get("item", {}).get("type") == "function_call"]
+
+
+# -- what real captures add (protocol.md §2.4a) --------------------------------------------------
+
+
+@pytest.mark.parametrize("key", KEYS, ids=IDS)
+def test_items_carry_object_only_in_beta_and_the_default_voice_is_alloy(key: tuple[str, str]) -> None:
+    items = [e["item"] for e in server(key) if "item" in e]
+    items += [i for e in of_type(server(key), "response.done") for i in e["response"]["output"]]
+    assert items
+    for item in items:
+        assert ("object" in item) == (key[1] == "beta"), item
+        if key[1] == "beta":
+            assert item["object"] == "realtime.item"
+    created = of_type(server(key), "session.created")[0]["session"]
+    assert (created["audio"]["output"]["voice"] if key[1] == "ga" else created["voice"]) == "alloy"
+
+
+# -- the phone calls, and the rest of the bundle ---------------------------------------------------
+
+TWILIO = [k for k in KEYS if k[0].startswith("twilio_") and k[0] != "twilio_chat_completions_tools"] + [("long_call", "ga")]
+
+
+@pytest.mark.parametrize("key", TWILIO, ids=[f"{n}-{d}" for n, d in TWILIO])
+def test_phone_calls_are_ulaw_both_ways_with_server_vad_and_the_caller_speaks(key: tuple[str, str]) -> None:
+    session = of_type(server(key), "session.updated")[-1]["session"]
+    if key[1] == "ga":
+        audio = session["audio"]
+        assert audio["input"]["format"] == audio["output"]["format"] == {"type": "audio/pcmu"}
+        assert audio["input"]["turn_detection"]["type"] == "server_vad"
+    else:
+        assert session["input_audio_format"] == session["output_audio_format"] == "g711_ulaw"
+        assert session["turn_detection"]["type"] == "server_vad"
+    frames = [base64.b64decode(e["audio"]) for e in of_type(client(key), "input_audio_buffer.append")]
+    assert frames and {len(f) for f in frames} == {160}  # 20 ms of u-law per frame
+    started = of_type(server(key), "input_audio_buffer.speech_started")
+    assert started and len(started) == len(of_type(server(key), "input_audio_buffer.speech_stopped"))
+    user_items = [e["item"] for e in server(key) if e["type"] in ("conversation.item.added", "conversation.item.created")
+                  and e["item"].get("role") == "user"]
+    assert [i["id"] for i in user_items] == [e["item_id"] for e in started]
+    if key[0] != "long_call":
+        assert of_type(client(key), "conversation.item.create") or "hello" in key[0] or "forced" in key[0]
+
+
+@pytest.mark.parametrize("dialect", ["ga", "beta"])
+def test_twilio_tool_round_trip_and_barge_in(dialect: str) -> None:
+    key = ("twilio_turn_detected", dialect)
+    calls = [i for e in of_type(server(key), "response.done") for i in e["response"]["output"] if i["type"] == "function_call"]
+    (output,) = [e["item"] for e in of_type(client(key), "conversation.item.create")]
+    assert output["call_id"] == calls[0]["call_id"]
+    statuses = [(e["response"]["status"], (e["response"]["status_details"] or {}).get("reason")) for e in of_type(server(key), "response.done")]
+    assert statuses == [("completed", None), ("cancelled", "turn_detected"), ("completed", None)]
+    (truncate,) = of_type(client(key), "conversation.item.truncate")
+    assert 1200 <= truncate["audio_end_ms"] <= 1600  # played until speech_started: 1.2 s + the VAD onset
+
+
+@pytest.mark.parametrize("dialect", ["ga", "beta"])
+def test_twilio_chat_completions_tools_keeps_pcm16_and_the_caller_is_not_heard(dialect: str) -> None:
+    key = ("twilio_chat_completions_tools", dialect)
+    (error,) = of_type(server(key), "error")
+    assert error["error"]["code"] == "unknown_parameter" and error["error"]["event_id"] == "evt_session_update_1"
+    assert not of_type(server(key), "session.updated")
+    created = of_type(server(key), "response.created")[0]["response"]
+    fmt = created["audio"]["output"]["format"] if dialect == "ga" else created["output_audio_format"]
+    assert fmt in ({"type": "audio/pcm", "rate": 24000}, "pcm16")
+    frames = [base64.b64decode(e["audio"]) for e in of_type(client(key), "input_audio_buffer.append")]
+    assert frames and {len(f) for f in frames} == {160}
+    assert not of_type(server(key), "input_audio_buffer.speech_started")
+
+
+@pytest.mark.parametrize("dialect", ["ga", "beta"])
+def test_one_response_speaks_then_calls_a_tool(dialect: str) -> None:
+    key = ("speak_then_call", dialect)
+    first = of_type(server(key), "response.done")[0]["response"]
+    assert [i["type"] for i in first["output"]] == ["message", "function_call"]
+    assert first["output"][1]["name"] == "get_weather"
+    added = of_type(server(key), "response.output_item.added")
+    assert [(e["response_id"], e["output_index"]) for e in added[:2]] == [(first["id"], 0), (first["id"], 1)]
+    (output,) = [e["item"] for e in of_type(client(key), "conversation.item.create") if e["item"]["type"] == "function_call_output"]
+    assert output["call_id"] == first["output"][1]["call_id"]
+
+
+def test_the_long_call_lasts_minutes_with_many_turns() -> None:
+    evs = events(("long_call", "ga"))
+    assert evs[-1]["at_ms"] >= 150_000
+    assert len(of_type(server(("long_call", "ga")), "response.done")) >= 12

@@ -100,6 +100,38 @@ def _validate(args: argparse.Namespace) -> int:
     return 0 if all(r.ok(args.strict) for r in reports) else 1
 
 
+def _compile(args: argparse.Namespace) -> int:
+    import filecmp
+    import os
+    import tempfile
+
+    from mockrealtime.scenario import compile_file, is_scenario_file
+
+    for path in args.scenarios:
+        if not is_scenario_file(path):
+            print(f"mockrealtime compile: {path} is not a scenario file (its first key must be 'scenario: 1')", file=sys.stderr)
+            return 2
+    out = args.output
+    if not args.check:
+        for path in args.scenarios:
+            for written in compile_file(path, out):
+                print(os.path.relpath(written))
+        return 0
+    stale = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in args.scenarios:
+            for written in compile_file(path, tmp):
+                name = os.path.basename(written)
+                target = os.path.join(out, name)
+                if not os.path.isfile(target) or not filecmp.cmp(written, target, shallow=False):
+                    stale.append(target)
+    for target in stale:
+        print(f"stale: {os.path.relpath(target)} (run: mockrealtime compile {' '.join(args.scenarios)} -o {out})")
+    if not stale:
+        print(f"{len(args.scenarios)} scenario(s): the cassettes in {out} are what they compile to")
+    return 1 if stale else 0
+
+
 def _show(args: argparse.Namespace) -> int:
     import os
 
@@ -150,6 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--strict", action="store_true", help="fail on warnings too")
     validate.add_argument("--json", action="store_true", help="print the findings as JSON")
     validate.set_defaults(func=_validate)
+    compile_ = sub.add_parser("compile", parents=[common], help="compile scenario files into cassettes (and their WAV sidecars)",
+                              description="Compile scenario files (YAML starting with 'scenario: 1') into cassettes: "
+                                          "NAME.yaml (GA) and NAME.beta.yaml, with WAV sidecars.")
+    compile_.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario files")
+    compile_.add_argument("--output", "-o", default=".", metavar="DIR", help="directory to write the cassettes to (default: the current one)")
+    compile_.add_argument("--check", action="store_true", help="write nothing; exit 1 if the cassettes in DIR differ from what the scenarios compile to")
+    compile_.set_defaults(func=_compile)
     show = sub.add_parser("show", parents=[common], help="print a cassette as a conversation timeline")
     show.add_argument("path", metavar="PATH", help="a cassette file, or the name of a served cassette")
     show.add_argument("--session", type=int, default=None, help="only this session (default: all)")
