@@ -12,9 +12,9 @@ import pathlib
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "mockrealtime"
-#: The sans-IO layers: every module in these folders, plus the two top-level ones.
+#: The sans-IO layers: every module in these folders (the scenario compiler too), plus the two top-level ones.
 CORE = sorted(
-    [str(p.relative_to(PACKAGE)) for folder in ("core", "protocol") for p in (PACKAGE / folder).rglob("*.py")]
+    [str(p.relative_to(PACKAGE)) for folder in ("core", "protocol", "scenario") for p in (PACKAGE / folder).rglob("*.py")]
     + ["errors.py", "config.py"]
 )
 BANNED_MODULES = {"aiohttp", "asyncio", "socket", "selectors", "threading"}

@@ -215,6 +215,8 @@ class _SessionCheck:
         self.findings: list[Finding] = []
         #: (direction, type) -> [index of its finding, how many events have it]
         self._type_problems: dict[tuple[str, str], list[int]] = {}
+        #: errors without an event_id already paired with the client event they answer
+        self._claimed: set[int] = set()
 
     def where(self, index: int, ev: RecordedEvent) -> str:
         return f"session {self.s_index}, event {index} ({ev.offset_ms:g} ms, {ev.direction.value} {ev.type})"
@@ -300,20 +302,23 @@ class _SessionCheck:
 
     def _answered_by_error(self, index: int, event: dict[str, Any]) -> dict[str, Any] | None:
         """The recorded ``error`` answering the client event at ``index``, if any: one naming its
-        event_id, or the first server error before the client's next non-audio event."""
+        event_id; for an event without one, the first error naming no event that no earlier event
+        claimed, before the client sends an event of the same type again (a client pipelines:
+        ``response.create`` often follows the item before the error arrives)."""
         event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
-        before_next = True  # no other client event sent since
-        for ev in self.events[index + 1 :]:
+        for later in range(index + 1, len(self.events)):
+            ev = self.events[later]
             if ev.direction is Direction.CLIENT:
-                if ev.type != AUDIO_APPEND:
-                    before_next = False
-                    if event_id is None:
-                        return None
+                if event_id is None and ev.type == self.events[index].type:
+                    return None
                 continue
             if ev.type != "error":
                 continue
             named = (ev.event.get("error") or {}).get("event_id")
-            if (event_id is not None and named == event_id) or (before_next and named is None):
+            if event_id is not None and named == event_id:
+                return ev.event
+            if event_id is None and named is None and later not in self._claimed:
+                self._claimed.add(later)
                 return ev.event
         return None
 

@@ -3,6 +3,10 @@
 A cassette's name is its file stem without a dialect suffix: ``hello.yaml`` and ``hello.beta.yaml``
 are both ``hello``; a connection gets the variant for the dialect it negotiated. Names are looked up
 in an index of the directory, never joined into a path, so no name can escape it.
+
+A *scenario* file (:mod:`mockrealtime.scenario`) may stand wherever a cassette file does: it is
+compiled on load into one cassette per dialect (cached until it changes), and those are what get
+indexed, served and shown. :func:`cassette_files` is that one step, for every caller.
 """
 
 from __future__ import annotations
@@ -16,6 +20,13 @@ from mockrealtime.core.cassette import Cassette
 from mockrealtime.errors import CassetteNotFoundError
 
 DEFAULT_NAME = "hello"
+
+
+def cassette_files(path: str) -> list[str]:
+    """The cassette files ``path`` stands for: itself, or what the scenario it holds compiles to."""
+    from mockrealtime.scenario import compiled_files, is_scenario_file
+
+    return compiled_files(path) if is_scenario_file(path) else [path]
 
 
 def bundled_cassette_dir() -> str:
@@ -54,9 +65,10 @@ class CassetteLibrary:
         else:
             raise CassetteNotFoundError(self.source, [], "no such file or directory")
         index: dict[str, dict[str, str]] = {}
-        for path in paths:
-            c = _cassette.load(path)
-            index.setdefault(c.name, {})[c.dialect] = path
+        for source in paths:
+            for path in cassette_files(source):
+                c = _cassette.load(path)
+                index.setdefault(c.name, {})[c.dialect] = path
         self._index, self._stamp = index, stamp
 
     def names(self) -> list[str]:
@@ -80,7 +92,7 @@ class CassetteLibrary:
         name takes precedence over a file of the same name in the directory.
         """
         variants: dict[str, str] = {}
-        for path in paths:
+        for path in (p for source in paths for p in cassette_files(source)):
             c = _cassette.load(path)
             variants[c.dialect] = os.path.abspath(path)
         self._registered[name] = variants

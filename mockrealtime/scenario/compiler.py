@@ -183,7 +183,7 @@ class _SessionBuilder:
         r = self.r
         self.t = r.open(120 + r.gap(4, 12))
         self.ready = self.t + r.gap(12, 20)
-        if self.scenario.setup.send:
+        if self.scenario.setup.sends():
             self.where = "$.session"
             self._update(self.scenario.setup)
         for i, step in enumerate(self.steps):

@@ -25,7 +25,6 @@ from mockrealtime.scenario.compiler import compile_scenario
 
 #: Bump when the compiler's output changes, so cached compilations are not reused.
 COMPILER_VERSION = "1"
-CACHE_ENV = "MOCKREALTIME_SCENARIO_CACHE"
 _FIRST_KEY = re.compile(r"^scenario\s*:", re.MULTILINE)
 _memo: dict[str, tuple[tuple[int, int], list[str]]] = {}
 
@@ -84,9 +83,7 @@ def compile_file(path: str, directory: str) -> list[str]:
 
 
 def cache_dir() -> str:
-    configured = os.environ.get(CACHE_ENV)
-    if configured:
-        return configured
+    """Per user, in the temporary directory: entries are content-addressed, so sharing is safe."""
     uid = os.getuid() if hasattr(os, "getuid") else "user"
     return os.path.join(tempfile.gettempdir(), f"mockrealtime-{uid}-scenarios")
 
@@ -96,11 +93,9 @@ def _fingerprint(path: str, scenario: m.Scenario) -> str:
     with open(path, "rb") as f:
         h.update(f.read())
     h.update(os.path.basename(path).encode())
-    from mockrealtime.scenario.model import Speak
-
     for steps in scenario.session_steps():
         for step in steps:
-            if isinstance(step, Speak) and step.wav is not None:
+            if isinstance(step, m.Speak) and step.wav is not None:
                 try:
                     with open(os.path.join(scenario.base_dir, step.wav), "rb") as f:
                         h.update(f.read())

@@ -67,11 +67,17 @@ class Setup:
     turn_detection: str | dict[str, Any] | None = None  # server_vad | semantic_vad | none | {...}
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
-    #: Send no session.update at all (the session keeps the server's defaults).
-    send: bool = True
+    #: Send a session.update (default: when anything above is set); False keeps the server's defaults.
+    send: bool | None = None
     error: str | None = None
     values: dict[str, Any] = dataclasses.field(default_factory=dict)
     event_id: str | None = None
+
+    def sends(self) -> bool:
+        if self.send is not None:
+            return self.send
+        return any(getattr(self, f) is not None for f in ("model", "voice", "instructions", "output", "input_format",
+                                                           "output_format", "turn_detection", "tools", "tool_choice"))
 
 
 @dataclasses.dataclass
@@ -182,7 +188,7 @@ class _Reader:
 
     def setup(self, node: Any, where: str) -> Setup:
         node = self.keys(node if node is not None else {}, _SETUP_KEYS, where)
-        setup = Setup(send=node.get("update", True))
+        setup = Setup(send=node.get("update"))
         for key in ("model", "voice", "instructions", "output", "input_format", "output_format",
                     "turn_detection", "tools", "tool_choice", "event_id"):
             if key in node:

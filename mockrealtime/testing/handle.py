@@ -60,6 +60,8 @@ class CassetteLocation:
     files: tuple[str, ...]
     #: The files are bundled with mockrealtime (found by name, not in the cassette directory).
     bundled: bool = False
+    #: The scenario file the files were compiled from (they sit in the compile cache); never recorded over.
+    scenario: str | None = None
 
     @property
     def exists(self) -> bool:
@@ -92,6 +94,22 @@ def locate_cassette(
     relative to ``cassette_dir`` unless absolute. A bare name: ``<cassette_dir>/<name>.yaml``,
     else the bundled cassette of that name.
     """
+    return _compiled(_locate(cassette, dialect, cassette_dir=cassette_dir, default_name=default_name, bundled_dir=bundled_dir))
+
+
+def _compiled(location: CassetteLocation) -> CassetteLocation:
+    """A scenario where a cassette was looked for: the cassettes it compiles to (compiled now, cached)."""
+    from mockrealtime.core.library import cassette_files
+
+    for path in location.files:
+        expanded = cassette_files(path)
+        if expanded != [path]:
+            return dataclasses.replace(location, files=tuple(expanded), scenario=path)
+    return location
+
+
+def _locate(cassette: str | None, dialect: str | None, *, cassette_dir: str, default_name: str,
+            bundled_dir: str | None) -> CassetteLocation:
     suffix = ".beta.yaml" if dialect == BETA else ".yaml"
     if cassette is None:
         stem = os.path.join(cassette_dir, default_name)
@@ -207,6 +225,11 @@ class RealtimeMock:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> RealtimeMock:
+        if self.location.scenario is not None and self.settings.record_mode in ("all", "rewrite", "new_episodes"):
+            raise CassetteError(
+                f"mockrealtime: {display_path(self.location.scenario)} is a scenario: it is compiled, never recorded "
+                f"over (record mode {self.settings.record_mode!r}); use record mode 'none' or 'once', or name another cassette"
+            )
         if self.mode == "replay" and not self.location.exists:
             raise CassetteError(
                 f"mockrealtime: no cassette at {display_path(self.location.path)}, and record mode "
