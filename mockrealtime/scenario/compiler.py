@@ -201,9 +201,8 @@ class _SessionBuilder:
     # -- client steps --------------------------------------------------------------------------------
 
     def _client_time(self) -> float:
-        at = max(self.ready, self.t)
-        self.ready = at
-        return at
+        """When the client sends its next event: ``ready`` is kept at or after what it waits for."""
+        return self.ready
 
     def _update(self, setup: m.Setup) -> None:
         r = self.r
@@ -224,7 +223,8 @@ class _SessionBuilder:
         else:
             self.t = at + r.gap(35, 60)
             r.session_updated(self.t, _effective(patch, r.ga))
-        self.ready = self.t + r.gap(5, 15)
+        # Like the openai SDK examples, the client goes on without waiting for session.updated.
+        self.ready = at + 0.6
 
     def _error_body(self, name: str, values: dict[str, Any], event: dict[str, Any] | None) -> dict[str, Any]:
         known: dict[str, Any] = {"minutes": 60 if self.r.ga else 30}
@@ -246,13 +246,14 @@ class _SessionBuilder:
         r.client(at, event)
         if respond:
             r.client(at + 0.6, self._response_create())
+        answer_at = max(at + r.gap(30, 45), self.t + r.gap(3, 8))  # after what the server still owes
         if error:
             if CATALOGUE[error].unprompted:
                 raise self.fail(f"{error} is sent by the server on its own: make it a step of its own")
-            self.t = at + r.gap(30, 45)
+            self.t = answer_at
             r.error(self.t, self._error_body(error, values, event))
         else:
-            self.t = r.accept_item(at + r.gap(30, 45), item)
+            self.t = r.accept_item(answer_at, item)
         self.trigger = self.t if respond else None
         self.ready = self.t + r.gap(5, 15)
 
