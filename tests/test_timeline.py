@@ -64,7 +64,7 @@ def test_barge_in_shows_vad_the_cut_short_answer_the_cancellation_and_the_trunca
     assert ("client", f"truncates {truncate['item_id']} at {truncate['audio_end_ms'] / 1000:.2f} s of its audio (what the user heard)") in got
     mic = [text for who, text in got if who == "user" and text.startswith("microphone")]
     assert mic[0] == "microphone: 0.78 s of audio in 39 chunks (input 0.00 s to 0.78 s)"
-    assert mic[-1].endswith("to 8.88 s)")
+    assert mic[-1].endswith("to 8.94 s)")
 
 
 def test_an_error_names_the_client_event_it_answers_and_a_silent_response_says_so():
