@@ -20,10 +20,13 @@ CHUNK_MS = 20
 class Phone:
     """The caller's side of a Twilio-style media stream."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, call: Call) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, call: Call, audio_format: str = "pcm16") -> None:
         self.ws = ws
         self.call = call
-        self.audio_ms = 0.0  # assistant audio received
+        self.audio_format = audio_format
+        self.bytes_per_ms = 8 if audio_format == "g711_ulaw" else 48
+        self.audio_ms = 0.0  # assistant audio received, as the phone plays it
+        self.audio_bytes = 0
         self.cleared = 0  # barge-ins: the bridge told the phone to drop what it buffers
         self.marks: asyncio.Queue[str] = asyncio.Queue()
         self._listener = asyncio.ensure_future(self._listen())
@@ -32,15 +35,18 @@ class Phone:
         async for msg in self.ws:
             data = json.loads(msg.data)
             if data["event"] == "media":
-                self.audio_ms += len(base64.b64decode(data["media"]["payload"])) / 48.0
+                n = len(base64.b64decode(data["media"]["payload"]))
+                self.audio_bytes += n
+                self.audio_ms += n / self.bytes_per_ms
             elif data["event"] == "clear":
                 self.cleared += 1
             elif data["event"] == "mark":
                 self.marks.put_nowait(data["mark"]["name"])
 
     async def speak(self, seconds: float) -> None:
-        """Stream microphone audio (pcm16, 24 kHz) in 20 ms chunks."""
-        chunk = base64.b64encode(bytes(CHUNK_MS * 48)).decode()
+        """Stream microphone audio in 20 ms frames: u-law (160 bytes of 0xFF, silence) or pcm16."""
+        frame = b"\xff" * (CHUNK_MS * 8) if self.audio_format == "g711_ulaw" else bytes(CHUNK_MS * 48)
+        chunk = base64.b64encode(frame).decode()
         for _ in range(int(seconds * 1000 / CHUNK_MS)):
             await self.ws.send_json({"event": "media", "media": {"payload": chunk}})
 
@@ -68,7 +74,7 @@ async def call_agent(realtime_mock):
             await ws.send_json({"event": "start", "start": {"streamSid": "MZ0001", "customParameters": parameters}})
             while not server.app[CALLS]:
                 await asyncio.sleep(0.001)
-            phones.append(Phone(ws, server.app[CALLS][-1]))
+            phones.append(Phone(ws, server.app[CALLS][-1], agent.audio_format))
             return phones[-1]
 
         yield call

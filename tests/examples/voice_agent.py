@@ -1,8 +1,8 @@
 """A small voice agent, as a team would write one: a phone media stream bridged to the Realtime API.
 
 In the style of Twilio's media-stream demos. The phone side connects to ``/media-stream`` and
-speaks Twilio's JSON messages: ``start`` (with ``customParameters``), ``media`` (base64 audio,
-here pcm16 at 24 kHz), ``stop``. The bridge opens one Realtime session per call with the openai
+speaks Twilio's JSON messages: ``start`` (with ``customParameters``), ``media`` (base64 audio:
+G.711 u-law at 8 kHz as Twilio sends it, or pcm16 at 24 kHz for an agent set up that way), ``stop``. The bridge opens one Realtime session per call with the openai
 SDK, forwards the caller's audio, plays the assistant's audio back as ``media`` messages, runs
 tool calls locally and answers them, and on barge-in (server VAD hears the caller while the
 assistant speaks) tells the phone to ``clear`` its buffer and truncates what was not heard.
@@ -41,15 +41,28 @@ class Agent:
     #: server VAD settings: the caller's audio decides when a turn ends
     turn_detection: dict[str, Any] | None = None
     model: str = "gpt-realtime"
+    #: what the phone line carries both ways: "g711_ulaw" (Twilio) or "pcm16"
+    audio_format: str = "pcm16"
+    tool_choice: str | None = "auto"
 
     def session(self) -> dict[str, Any]:
         session: dict[str, Any] = {"type": "realtime", "instructions": self.instructions}
         if self.tools:
             session["tools"] = [tool.schema for tool in self.tools.values()]
-            session["tool_choice"] = "auto"
+            if self.tool_choice:
+                session["tool_choice"] = self.tool_choice
+        audio: dict[str, Any] = {"input": {}, "output": {}}
+        if self.audio_format == "g711_ulaw":
+            audio = {"input": {"format": {"type": "audio/pcmu"}}, "output": {"format": {"type": "audio/pcmu"}}}
         if self.turn_detection:
-            session["audio"] = {"input": {"turn_detection": self.turn_detection}}
+            audio["input"]["turn_detection"] = self.turn_detection
+        if audio["input"] or audio["output"]:
+            session["audio"] = {k: v for k, v in audio.items() if v}
         return session
+
+    @property
+    def bytes_per_ms(self) -> float:
+        return 8.0 if self.audio_format == "g711_ulaw" else 48.0
 
 
 @dataclasses.dataclass
@@ -60,12 +73,14 @@ class Call:
     transcripts: list[str] = dataclasses.field(default_factory=list)
     tool_calls: list[tuple[str, dict[str, Any]]] = dataclasses.field(default_factory=list)
     interruptions: int = 0
+    errors: list[str] = dataclasses.field(default_factory=list)
 
 
 class Playback:
     """The assistant audio sent to the phone, assumed to play in real time from its first chunk."""
 
-    def __init__(self) -> None:
+    def __init__(self, bytes_per_ms: float = 48.0) -> None:
+        self.bytes_per_ms = bytes_per_ms
         self.reset()
 
     def reset(self) -> None:
@@ -76,7 +91,7 @@ class Playback:
     def add(self, item_id: str, audio_b64: str, now: float) -> None:
         if item_id != self.item_id:
             self.item_id, self.sent_ms, self.started_at = item_id, 0.0, now
-        self.sent_ms += len(base64.b64decode(audio_b64)) / 48.0  # pcm16 at 24 kHz: 48 bytes per ms
+        self.sent_ms += len(base64.b64decode(audio_b64)) / self.bytes_per_ms
 
     def played_ms(self, now: float) -> int:
         return int(min(self.sent_ms, (now - self.started_at) * 1000))
@@ -91,7 +106,7 @@ async def media_stream(request: web.Request) -> web.WebSocketResponse:
     client = AsyncOpenAI(api_key="sk-not-used-by-the-mock", websocket_base_url=request.app[REALTIME_URL])
     async with client.realtime.connect(model=agent.model) as realtime:
         await realtime.session.update(session=agent.session())
-        playing = Playback()
+        playing = Playback(agent.bytes_per_ms)
         loop = asyncio.get_running_loop()
 
         async def from_phone() -> None:
@@ -127,6 +142,8 @@ async def media_stream(request: web.Request) -> web.WebSocketResponse:
                         item_id=playing.item_id, content_index=0, audio_end_ms=playing.played_ms(loop.time())
                     )
                     playing.reset()
+                elif event.type == "error":
+                    call.errors.append(event.error.message)
                 elif event.type == "response.done":
                     calls = [item for item in event.response.output or [] if item.type == "function_call"]
                     for item in calls:
@@ -192,4 +209,32 @@ EMAIL_ASSISTANT = Agent(
 WEATHER_ASSISTANT = Agent(
     instructions="You are a weather assistant. Answer in one or two short sentences.",
     turn_detection={"type": "server_vad", "silence_duration_ms": 500, "interrupt_response": True},
+)
+
+
+def get_weather(city: str) -> dict[str, Any]:
+    return {"city": city, "temperature_c": 22, "conditions": "sunny"}
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Get the current weather for a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "City name, e.g. Paris"}},
+                   "required": ["city"]},
+}
+
+#: The phone versions: Twilio's u-law both ways, server VAD, the caller speaks.
+PHONE_TURNS = {"type": "server_vad", "silence_duration_ms": 500}
+PHONE_EMAIL_ASSISTANT = dataclasses.replace(EMAIL_ASSISTANT, audio_format="g711_ulaw", turn_detection=PHONE_TURNS)
+PHONE_WEATHER_ASSISTANT = Agent(
+    instructions="You are a weather assistant. Answer in one or two short sentences.",
+    tools={"get_weather": Tool(WEATHER_TOOL, get_weather)}, tool_choice=None,
+    audio_format="g711_ulaw", turn_detection=PHONE_TURNS,
+)
+#: A bakery's bridge that declares its tool the Chat Completions way: the session.update is refused.
+BAKERY_WITH_CHAT_TOOLS = Agent(
+    instructions="You are a phone assistant for a small bakery. Be brief and friendly.",
+    tools={"get_weather": Tool({"type": "function", "function": {k: v for k, v in WEATHER_TOOL.items() if k != "type"}}, get_weather)},
+    tool_choice=None, audio_format="g711_ulaw", turn_detection=PHONE_TURNS,
 )
