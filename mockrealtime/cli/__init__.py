@@ -77,12 +77,32 @@ def _record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _named_paths(given: list[str]) -> list[str]:
+    """Paths as given, a served cassette's name as its files (as ``show`` takes it), a scenario as the
+    cassettes it compiles to."""
+    import os
+
+    from mockrealtime.core.library import CassetteLibrary, cassette_files
+
+    out: list[str] = []
+    library = None
+    for item in given:
+        if not os.path.exists(item) and os.sep not in item and not item.endswith((".yaml", ".yml")):
+            library = library or CassetteLibrary(ServerConfig.from_env().cassettes)
+            entry = next((e for e in library.available() if e["name"] == item), None)
+            if entry is not None:
+                out += [library.resolve(item, d).path or item for d in entry["dialects"]]  # type: ignore[union-attr]
+                continue
+        out += cassette_files(item) if os.path.isfile(item) else [item]
+    return out
+
+
 def _validate(args: argparse.Namespace) -> int:
     import json
 
     from mockrealtime.core.checks import cassette_paths, validate_file
 
-    paths = cassette_paths(args.paths)
+    paths = cassette_paths(_named_paths(args.paths))
     if not paths:
         print(f"mockrealtime validate: no cassettes in {' '.join(args.paths)}", file=sys.stderr)
         return 1
@@ -140,7 +160,11 @@ def _show(args: argparse.Namespace) -> int:
     from mockrealtime.core.timeline import render
 
     if os.path.exists(args.path) or os.sep in args.path:
-        cassette = load(args.path)
+        from mockrealtime.core.library import cassette_files
+
+        files = cassette_files(args.path) if os.path.isfile(args.path) else [args.path]
+        variants = [load(f) for f in files]
+        cassette = next((c for c in variants if c.dialect == args.dialect), variants[0])
     else:  # a name: the bundled cassette (or MOCKREALTIME_CASSETTES') in the dialect asked for
         cassette = CassetteLibrary(ServerConfig.from_env().cassettes).resolve(args.path, args.dialect)
     if args.session is not None and not 0 <= args.session < len(cassette.sessions):
@@ -178,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--redact-pattern", action="append", default=[], metavar="REGEX", help="replace every match in any event string (repeatable)")
     record.set_defaults(func=_record)
     validate = sub.add_parser("validate", parents=[common], help="check cassettes: format, event types per dialect, references, secrets")
-    validate.add_argument("paths", nargs="+", metavar="PATH", help="cassette files or directories of them")
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="cassette or scenario files, directories of cassettes, or served cassette names")
     validate.add_argument("--strict", action="store_true", help="fail on warnings too")
     validate.add_argument("--json", action="store_true", help="print the findings as JSON")
     validate.set_defaults(func=_validate)

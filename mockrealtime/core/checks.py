@@ -16,6 +16,9 @@ records, per session, and returns findings instead of raising:
   ``response_id`` name something that exists, unless the recording shows the error answering it;
   an ``error.event_id`` names a client event of the session; ``previous_item_id`` names an item;
 * **streams**: deltas join to what their ``.done`` event carries (text, transcript, arguments);
+* **hangs** (:mod:`mockrealtime.core.flow_checks`): a response never done, a function call never
+  finished, a client cue naming an id the server shows only later, sidecar audio in another format
+  than the session's;
 * **secrets**: keys left anywhere in the file, comments included
   (:func:`mockrealtime.core.redaction.find_secrets`), and handshake credentials not redacted.
 
@@ -30,6 +33,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from mockrealtime.core import cassette as _cassette
+from mockrealtime.core import flow_checks
 from mockrealtime.core.cassette import Cassette, RecordedEvent
 from mockrealtime.errors import CassetteFormatError
 from mockrealtime.core.events import AUDIO_APPEND, AUDIO_DELTA_TYPES, BETA, GA, Direction
@@ -69,7 +73,7 @@ _ITEM_ANNOUNCERS = frozenset(
 @dataclasses.dataclass(frozen=True, slots=True)
 class Finding:
     severity: str  # "error" | "warning"
-    code: str  # unknown_event_type | wrong_dialect | session_shape | invalid_client_event | broken_reference | stream_mismatch | secret | format | structure
+    code: str  # unknown_event_type | wrong_dialect | session_shape | invalid_client_event | broken_reference | stream_mismatch | secret | format | structure | unfinished_response | unfinished_call | impossible_cue | audio_format
     where: str  # "session 0, event 12 (812.5 ms, server)", a JSON path, or "handshake"
     message: str
 
@@ -235,6 +239,9 @@ class _SessionCheck:
                 self._check_client(index, ev, ev.event)
         self._check_streams()
         self._summarise_type_problems()
+        for check in (flow_checks.unfinished, flow_checks.impossible_cues, flow_checks.audio_formats):
+            for severity, code, index, message in check(self.events):
+                self.add(severity, code, index, self.events[index], message)
         return self.findings
 
     # ids announced anywhere in the session (VAD announces a user item before it exists)
