@@ -29,3 +29,14 @@ def test_every_snippet_of_the_plugin_section_is_in_the_example_suite():
 def test_the_example_suite_holds_the_tool_round_trip_and_the_interruption():
     text = (EXAMPLES / "test_voice_agent.py").read_text()
     assert '@pytest.mark.realtime("function_call")' in text and '@pytest.mark.realtime("turn_detected")' in text
+
+
+def test_every_snippet_of_write_your_own_cassette_is_in_the_example_suite():
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("\n## Write your own cassette\n")
+    section = readme[start : readme.index("\n## ", start + 1)]
+    blocks = re.findall(r"^```(\w*)\n(.*?)^```$", section, flags=re.S | re.M)
+    assert [language for language, _ in blocks] == ["yaml", "python"]
+    scenario = (EXAMPLES / "cassettes" / "test_write_your_own" / "weather.yaml").read_text()
+    assert blocks[0][1] == scenario, "the README's scenario is the example suite's file, verbatim"
+    assert blocks[1][1].rstrip("\n") in (EXAMPLES / "test_write_your_own.py").read_text()
