@@ -15,7 +15,7 @@ from mockrealtime.core.checks import validate_cassette
 from mockrealtime.core.events import Direction
 from mockrealtime.errors import ScenarioError
 from mockrealtime.scenario import (
-    Assistant, Scenario, Setup, Speak, ToolOutput, User, compile_scenario, from_document, is_scenario_file,
+    Assistant, Scenario, Setup, ToolOutput, User, compile_scenario, from_document, is_scenario_file,
     load_scenario, write_cassettes,
 )
 from mockrealtime.scenario import synth

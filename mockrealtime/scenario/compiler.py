@@ -35,7 +35,7 @@ from mockrealtime.errors import ScenarioError
 from mockrealtime.scenario import model as m
 from mockrealtime.scenario import synth
 from mockrealtime.scenario.errors import CATALOGUE, error_body
-from mockrealtime.scenario.recorder import BETA_MODEL, GA_MODEL, Recorder, ga_format
+from mockrealtime.scenario.recorder import BETA_MODEL, GA_MODEL, Recorder, effective_patch, session_patch
 from mockrealtime.scenario.stream import Call, Response, Speech, Text, argument_deltas, respond
 
 VAD_ONSET_MS = 180  # speech the VAD needs before it reports a start
@@ -66,63 +66,6 @@ def compile_scenario(scenario: m.Scenario, path: str = "<scenario>") -> dict[str
         out[dialect] = Cassette(name=scenario.name, dialect=dialect, sessions=sessions, model=model,
                                 handshake=Handshake("/v1/realtime", {"model": model}, headers), description=description)
     return out
-
-
-def session_patch(setup: m.Setup, ga: bool) -> dict[str, Any]:
-    """The ``session.update`` body a client sends for ``setup``, in the dialect's shape."""
-    patch: dict[str, Any] = {"type": "realtime"} if ga else {}
-    if setup.instructions is not None:
-        patch["instructions"] = setup.instructions
-    if setup.output is not None:
-        if ga:
-            patch["output_modalities"] = [setup.output]
-        else:
-            patch["modalities"] = ["text"] if setup.output == "text" else ["text", "audio"]
-    td = setup.turn_detection
-    td_value = None if td == "none" else ({"type": td} if isinstance(td, str) else td)
-    if ga:
-        audio: dict[str, Any] = {}
-        inp = {}
-        if setup.input_format is not None:
-            inp["format"] = ga_format(setup.input_format)
-        if td is not None:
-            inp["turn_detection"] = td_value
-        out = {}
-        if setup.output_format is not None:
-            out["format"] = ga_format(setup.output_format)
-        if setup.voice is not None:
-            out["voice"] = setup.voice
-        if inp:
-            audio["input"] = inp
-        if out:
-            audio["output"] = out
-        if audio:
-            patch["audio"] = audio
-    else:
-        if setup.voice is not None:
-            patch["voice"] = setup.voice
-        if setup.input_format is not None:
-            patch["input_audio_format"] = setup.input_format
-        if setup.output_format is not None:
-            patch["output_audio_format"] = setup.output_format
-        if td is not None:
-            patch["turn_detection"] = td_value
-    if setup.tools is not None:
-        patch["tools"] = [t if "type" in t else {"type": "function", **t} for t in setup.tools]
-    if setup.tool_choice is not None and (ga or not isinstance(setup.tool_choice, dict)):
-        # The beta SDK types session.tool_choice as a string (and so does its session.updated
-        # model); a beta client forces a function on response.create instead (see _response_create).
-        patch["tool_choice"] = setup.tool_choice
-    return patch
-
-
-def _effective(patch: dict[str, Any], ga: bool) -> dict[str, Any]:
-    """What the server makes of a patch: semantic VAD gets its defaults filled in."""
-    patch = copy.deepcopy(patch)
-    td = (patch.get("audio", {}).get("input", {}) if ga else patch).get("turn_detection")
-    if isinstance(td, dict) and td.get("type") == "semantic_vad":
-        td.update({"eagerness": "auto", "create_response": True, "interrupt_response": True, **td})
-    return patch
 
 
 @dataclasses.dataclass
@@ -222,7 +165,7 @@ class _SessionBuilder:
             r.error(self.t, self._error_body(setup.error, setup.values, event))
         else:
             self.t = at + r.gap(35, 60)
-            r.session_updated(self.t, _effective(patch, r.ga))
+            r.session_updated(self.t, effective_patch(patch, r.ga))
         # Like the openai SDK examples, the client goes on without waiting for session.updated.
         self.ready = at + 0.6
 

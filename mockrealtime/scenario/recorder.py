@@ -18,6 +18,7 @@ import re
 from typing import Any
 
 from mockrealtime.core import audio as _audio
+from mockrealtime.scenario import model as m
 from mockrealtime.scenario import synth
 
 GA_MODEL = "gpt-realtime"
@@ -57,6 +58,63 @@ def merge(base: dict[str, Any], patch: dict[str, Any]) -> None:
             merge(base[key], value)
         else:
             base[key] = copy.deepcopy(value)
+
+
+def session_patch(setup: m.Setup, ga: bool) -> dict[str, Any]:
+    """The ``session.update`` body a client sends for ``setup``, in the dialect's shape."""
+    patch: dict[str, Any] = {"type": "realtime"} if ga else {}
+    if setup.instructions is not None:
+        patch["instructions"] = setup.instructions
+    if setup.output is not None:
+        if ga:
+            patch["output_modalities"] = [setup.output]
+        else:
+            patch["modalities"] = ["text"] if setup.output == "text" else ["text", "audio"]
+    td = setup.turn_detection
+    td_value = None if td == "none" else ({"type": td} if isinstance(td, str) else td)
+    if ga:
+        audio: dict[str, Any] = {}
+        inp = {}
+        if setup.input_format is not None:
+            inp["format"] = ga_format(setup.input_format)
+        if td is not None:
+            inp["turn_detection"] = td_value
+        out = {}
+        if setup.output_format is not None:
+            out["format"] = ga_format(setup.output_format)
+        if setup.voice is not None:
+            out["voice"] = setup.voice
+        if inp:
+            audio["input"] = inp
+        if out:
+            audio["output"] = out
+        if audio:
+            patch["audio"] = audio
+    else:
+        if setup.voice is not None:
+            patch["voice"] = setup.voice
+        if setup.input_format is not None:
+            patch["input_audio_format"] = setup.input_format
+        if setup.output_format is not None:
+            patch["output_audio_format"] = setup.output_format
+        if td is not None:
+            patch["turn_detection"] = td_value
+    if setup.tools is not None:
+        patch["tools"] = [t if "type" in t else {"type": "function", **t} for t in setup.tools]
+    if setup.tool_choice is not None and (ga or not isinstance(setup.tool_choice, dict)):
+        # The beta SDK types session.tool_choice as a string (and so does its session.updated
+        # model); a beta client forces a function on response.create instead (see _response_create).
+        patch["tool_choice"] = setup.tool_choice
+    return patch
+
+
+def effective_patch(patch: dict[str, Any], ga: bool) -> dict[str, Any]:
+    """What the server makes of a patch: semantic VAD gets its defaults filled in."""
+    patch = copy.deepcopy(patch)
+    td = (patch.get("audio", {}).get("input", {}) if ga else patch).get("turn_detection")
+    if isinstance(td, dict) and td.get("type") == "semantic_vad":
+        td.update({"eagerness": "auto", "create_response": True, "interrupt_response": True, **td})
+    return patch
 
 
 def default_session(ga: bool, session_id: str, model: str) -> dict[str, Any]:
