@@ -192,13 +192,13 @@ def test_barge_in_during_a_paced_response_cancels_it_with_turn_detected():
     engine.receive(client_events(engine)[0], 0)
     chunk = base64.b64encode(b"\x00" * 960).decode()
     now = 10.0
-    # the first user turn: up to speech_stopped at 2544 ms, which releases the VAD response
-    while engine.audio_ms < 2600:
+    # the first user turn: up to speech_stopped at 2320 ms, which releases the VAD response
+    while engine.audio_ms < 2400:
         engine.receive({"type": "input_audio_buffer.append", "audio": chunk}, now)
         now += 1
     sent(engine, now + 500)  # only part of the response has gone out
     assert engine.model.active_response_id is not None
-    while engine.audio_ms < 3200:  # the user speaks again: recorded speech_started at 3130 ms
+    while engine.audio_ms < 4100:  # the user speaks again: recorded speech_started at 4000 ms
         engine.receive({"type": "input_audio_buffer.append", "audio": chunk}, now)
     out = sent(engine)
     dones = [e for e in out if e["type"] == "response.done"]
@@ -218,7 +218,7 @@ def test_truncation_rules():
     engine = connected("turn_detected")
     chunk = base64.b64encode(b"\x00" * 960).decode()
     engine.receive(client_events(engine)[0], 0)
-    while engine.audio_ms < 3200:
+    while engine.audio_ms < 4100:  # past the barge-in's speech_started (4000 ms)
         engine.receive({"type": "input_audio_buffer.append", "audio": chunk}, 1)
     out = sent(engine)
     assistant = next(e for e in out if e["type"] == "response.output_item.added")["item"]["id"]

@@ -117,6 +117,7 @@ class _SessionBuilder:
         self.calls: list[str] = []
         self.barge: _Barge | None = None
         self.where = "$"
+        self.last_response: str | None = None
         self.forced: dict[str, Any] | None = None  # beta: a forced tool_choice rides on response.create
 
     def fail(self, message: str) -> ScenarioError:
@@ -171,6 +172,8 @@ class _SessionBuilder:
 
     def _error_body(self, name: str, values: dict[str, Any], event: dict[str, Any] | None) -> dict[str, Any]:
         known: dict[str, Any] = {"minutes": 60 if self.r.ga else 30}
+        if self.last_response is not None:
+            known["response_id"] = self.last_response
         if event is not None and isinstance(event.get("item"), dict) and "call_id" in event["item"]:
             known["call_id"] = event["item"]["call_id"]
         try:
@@ -324,6 +327,7 @@ class _SessionBuilder:
             cancel, reason = self._client_cancel(step.cancel_ms), "client_cancelled"
         resp = respond(r, self.trigger + r.gap(25, 45), outputs, cancel=cancel, reason=reason)
         self.trigger = None
+        self.last_response = resp.response_id
         self.calls += [item["call_id"] for item in resp.items if item["type"] == "function_call"]
         self.t = resp.end_ms
         heard = resp.first_audio_ms is not None

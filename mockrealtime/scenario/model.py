@@ -154,7 +154,8 @@ class Scenario:
 # -- from YAML ------------------------------------------------------------------------------------
 
 _SETUP_KEYS = {f.name for f in dataclasses.fields(Setup)} - {"values", "send"} | {"format", "param", "update"}
-_VALUE_KEYS = {"param", "minutes"}
+#: Values an error's message may need, given next to ``error:`` (the compiler fills in what it knows).
+_VALUE_KEYS = {"param", "minutes", "buffered_ms", "response_id", "audio_ms", "audio_end_ms"}
 
 
 class _Reader:
