@@ -258,7 +258,9 @@ class _SessionBuilder:
             return self._push_to_talk(step)
         first = self.mic is None
         if self.mic is None:
-            self.mic = _Mic(self._client_time(), self.client_in, self.ns)
+            # The microphone opens once session.updated is in: appends before it would be read (and
+            # kept in the cassette) in the previous format.
+            self.mic = _Mic(max(self._client_time(), self.t), self.client_in, self.ns)
         mic = self.mic
         if self.barge is not None:
             barge, self.barge = self.barge, None
