@@ -195,6 +195,7 @@ def test_client_events_are_what_the_sdk_sends():
     ("scenario: 1\nsteps:\n  - user: x\n    error: no_such_error\n", "$.steps[0].error", "not in the error catalogue"),
     ("scenario: 1\nsteps:\n  - assistant: Hi\n", "step 1 (assistant)", "nothing asks for this response"),
     ("scenario: 1\nsteps:\n  - tool_output: x\n", "step 1 (tooloutput)", "no response has called a tool"),
+    ("scenario: 1\nsteps:\n  - user: x\n    error: unknown_parameter\n", "step 1 (user)", "needs 'param'"),
 ])
 def test_a_broken_scenario_names_the_place(tmp_path, text, where, message):
     path = tmp_path / "broken.yaml"

@@ -180,6 +180,8 @@ class _SessionBuilder:
             return error_body(name, {**known, **values}, None if event is None else event.get("event_id"))
         except KeyError as exc:
             raise self.fail(f"the {name} error needs {exc.args[0]!r} (say it next to error:)") from None
+        except ValueError as exc:
+            raise self.fail(f"the {name} error's message cannot be filled in: {exc}") from None
 
     def _item_step(self, item: dict[str, Any], respond: bool, event_id: str | None, error: str | None,
                    values: dict[str, Any]) -> None:

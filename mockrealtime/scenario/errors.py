@@ -56,6 +56,9 @@ def error_body(name: str, values: dict[str, Any], event_id: str | None) -> dict[
     """The ``error`` object of an ``error`` event; KeyError names a missing value."""
     entry = CATALOGUE[name]
     param = values.get("param", entry.param)
+    for needed in entry.needs:
+        if values.get(needed) is None:
+            raise KeyError(needed)
     message = entry.message.format(**{"param": param, **values})
     return {"type": "invalid_request_error", "code": WIRE_CODE.get(name, name), "message": message,
             "param": param, "event_id": event_id}
