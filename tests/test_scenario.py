@@ -208,8 +208,10 @@ def test_a_broken_scenario_names_the_place(tmp_path, text, where, message):
 
 def test_scenario_files_are_told_apart_from_cassettes(tmp_path):
     (tmp_path / "s.yaml").write_text("# a comment\nscenario: 1\nsteps: []\n")
+    (tmp_path / "t.yaml").write_text("---\nscenario: 1\nsteps: []\n")
     (tmp_path / "c.yaml").write_text("version: 1\ndialect: ga\nsessions: []\n")
-    assert is_scenario_file(str(tmp_path / "s.yaml")) and not is_scenario_file(str(tmp_path / "c.yaml"))
+    assert is_scenario_file(str(tmp_path / "s.yaml")) and is_scenario_file(str(tmp_path / "t.yaml"))
+    assert not is_scenario_file(str(tmp_path / "c.yaml"))
 
 
 def test_compile_writes_loadable_cassettes_and_never_over_a_scenario(tmp_path, capsys):

@@ -36,7 +36,7 @@ def is_scenario_file(path: str) -> bool:
     with open(path, encoding="utf-8", errors="replace") as f:
         head = f.read(4096)
     for line in head.splitlines():
-        if line.strip() and not line.startswith("#"):
+        if line.strip() and not line.startswith("#") and line.rstrip() != "---":
             return bool(_FIRST_KEY.match(line))
     return False
 
