@@ -43,7 +43,9 @@ class Agent:
     model: str = "gpt-realtime"
     #: what the phone line carries both ways: "g711_ulaw" (Twilio) or "pcm16"
     audio_format: str = "pcm16"
-    tool_choice: str | None = "auto"
+    tool_choice: str | dict[str, Any] | None = "auto"
+    #: stop answering tool calls after this many rounds in one call (a model stuck calling tools)
+    max_tool_rounds: int | None = None
 
     def session(self) -> dict[str, Any]:
         session: dict[str, Any] = {"type": "realtime", "instructions": self.instructions}
@@ -146,6 +148,9 @@ async def media_stream(request: web.Request) -> web.WebSocketResponse:
                     call.errors.append(event.error.message)
                 elif event.type == "response.done":
                     calls = [item for item in event.response.output or [] if item.type == "function_call"]
+                    if calls and agent.max_tool_rounds is not None and len(call.tool_calls) >= agent.max_tool_rounds:
+                        await phone.send_json({"event": "mark", "streamSid": call.stream_sid, "mark": {"name": "gave up"}})
+                        continue
                     for item in calls:
                         arguments = json.loads(item.arguments or "{}")
                         call.tool_calls.append((item.name, arguments))
@@ -238,3 +243,9 @@ BAKERY_WITH_CHAT_TOOLS = Agent(
     tools={"get_weather": Tool({"type": "function", "function": {k: v for k, v in WEATHER_TOOL.items() if k != "type"}}, get_weather)},
     tool_choice=None, audio_format="g711_ulaw", turn_detection=PHONE_TURNS,
 )
+PHONE_HELLO = Agent(instructions="You are a friendly assistant on the phone. Keep answers short.", audio_format="g711_ulaw",
+                    turn_detection=PHONE_TURNS)
+PHONE_WEATHER_REQUIRED = dataclasses.replace(PHONE_WEATHER_ASSISTANT, instructions="You are a weather assistant. Use get_weather to answer.",
+                                             tool_choice="required", max_tool_rounds=2)
+PHONE_WEATHER_FORCED = dataclasses.replace(PHONE_WEATHER_ASSISTANT, instructions="You are a weather assistant.",
+                                           tool_choice={"type": "function", "name": "get_weather"})
