@@ -10,6 +10,7 @@ import dataclasses
 import os
 import struct
 import tempfile
+from collections.abc import Callable
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -84,17 +85,51 @@ def wav_bytes(fmt: AudioFormat, data: bytes) -> bytes:
 
 
 def parse_wav(blob: bytes) -> tuple[AudioFormat, bytes]:
-    """Format and sample data of a WAV file; ValueError says what is wrong."""
-    if len(blob) < 12 or blob[:4] != b"RIFF" or blob[8:12] != b"WAVE":
+    """Format and sample data of a WAV file held in memory; ValueError says what is wrong."""
+    fmt, start, size = _walk_wav(lambda pos, n: blob[pos : pos + n], len(blob))
+    return fmt, blob[start : start + size]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WavInfo:
+    """Where a WAV file's samples are: its format and the byte range of its ``data`` chunk."""
+
+    format: AudioFormat
+    data_offset: int
+    data_length: int
+
+
+def read_wav_header(path: str) -> WavInfo:
+    """The format and data range of a WAV file, reading its chunk headers only (not the samples).
+
+    ValueError says what is wrong (not a WAV, a truncated chunk, a data chunk past the file's end).
+    """
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+
+        def read(pos: int, n: int) -> bytes:
+            f.seek(pos)
+            return f.read(n)
+
+        fmt, start, length = _walk_wav(read, size)
+    return WavInfo(fmt, start, length)
+
+
+def _walk_wav(read: Callable[[int, int], bytes], size: int) -> tuple[AudioFormat, int, int]:
+    head = read(0, 12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         raise ValueError("not a RIFF/WAVE file")
     pos = 12
     fmt: AudioFormat | None = None
-    while pos + 8 <= len(blob):
-        chunk_id = blob[pos : pos + 4]
-        (size,) = struct.unpack_from("<I", blob, pos + 4)
+    while pos + 8 <= size:
+        header = read(pos, 8)
+        chunk_id = header[:4]
+        (chunk_size,) = struct.unpack("<I", header[4:8])
         start = pos + 8
         if chunk_id == b"fmt ":
-            tag, channels, rate = struct.unpack_from("<HHI", blob, start)
+            if chunk_size < 16 or start + 16 > size:
+                raise ValueError(f"truncated fmt chunk ({min(chunk_size, size - start)} bytes, need 16)")
+            tag, channels, rate = struct.unpack("<HHI", read(start, 8))
             fmt = _BY_WAV_TAG.get(tag)
             if fmt is None or channels != 1 or rate != fmt.rate_hz:
                 raise ValueError(
@@ -104,8 +139,10 @@ def parse_wav(blob: bytes) -> tuple[AudioFormat, bytes]:
         elif chunk_id == b"data":
             if fmt is None:
                 raise ValueError("data chunk before fmt chunk")
-            return fmt, blob[start : start + size]
-        pos = start + size + (size % 2)
+            if start + chunk_size > size:
+                raise ValueError(f"truncated data chunk: it says {chunk_size} bytes but the file holds {size - start}")
+            return fmt, start, chunk_size
+        pos = start + chunk_size + (chunk_size % 2)
     raise ValueError("no data chunk")
 
 
@@ -132,3 +169,67 @@ def write_atomic(path: str, blob: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+class Sidecar:
+    """A WAV file next to a cassette. Loading reads its header only; samples are read when sent.
+
+    The file is opened on the first read and kept open, so a cassette replays the audio it loaded
+    even if the file is replaced meanwhile (writers replace files, never rewrite them in place).
+    """
+
+    __slots__ = ("path", "info", "_fd", "__weakref__")
+
+    def __init__(self, path: str, info: WavInfo | None = None) -> None:
+        self._fd: int | None = None
+        self.path = path
+        self.info = info if info is not None else read_wav_header(path)
+
+    @property
+    def format(self) -> AudioFormat:
+        return self.info.format
+
+    @property
+    def size(self) -> int:
+        """Bytes of samples (the ``data`` chunk)."""
+        return self.info.data_length
+
+    def read(self, offset: int, length: int) -> bytes:
+        """``length`` bytes of samples from ``offset`` (within the data chunk)."""
+        if offset < 0 or offset + length > self.info.data_length:
+            raise ValueError(f"{self.path}: bytes {offset}-{offset + length} are outside its {self.info.data_length} bytes of audio")
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        data = os.pread(self._fd, length, self.info.data_offset + offset)
+        if len(data) != length:
+            raise ValueError(f"{self.path}: the file was cut short while in use")
+        return data
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AudioRef:
+    """Where an event's audio lives: ``length`` bytes at ``offset`` in a sidecar's samples, sent
+    base64-encoded in the event's ``field`` (``delta`` for server audio, ``audio`` for appends)."""
+
+    sidecar: Sidecar
+    offset: int
+    length: int
+    field: str
+
+    @property
+    def path(self) -> str:
+        return self.sidecar.path
+
+    @property
+    def format(self) -> AudioFormat:
+        return self.sidecar.format
+
+    def read(self) -> bytes:
+        return self.sidecar.read(self.offset, self.length)

@@ -18,239 +18,122 @@ streaming microphone audio while the server speaks). Loading merges all entries 
 keeping file order; saving first makes offsets strictly increasing (by a microsecond where two
 collide), so ``load(save(c))`` gives back exactly the events of ``c``.
 
-Invariants: a loaded cassette is immutable and shared by every connection that replays it; audio is
-read from the sidecars only when an event is first sent (client audio is never needed, only its
-length); every server event has an ``event_id`` (hand-written cassettes get deterministic ones).
+A cassette may continue in further YAML documents, each a *part* of one session (``session``: its
+index, ``events``, and ``close`` on its last part): the recorder appends them as sessions go on, so
+saving never rewrites what is already saved. Loading merges the parts into their sessions, in file
+order; a part cut short by a crash (after the last ``...`` line) is left out.
+
+Invariants: a loaded cassette is immutable and shared by every connection that replays it; loading
+reads only the WAV headers of the sidecars, and audio is read from them each time an event is sent
+(client audio never: only its length matters); every server event has an ``event_id``
+(hand-written cassettes get deterministic ones); YAML is loaded as plain data, without aliases.
 """
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import gc
 import hashlib
 import itertools
 import json
 import os
-from collections.abc import Iterable, Iterator
+import stat
+from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 from typing import Any
 
-import jsonschema
 import yaml
 
 from mockrealtime.core import audio as _audio
 from mockrealtime.errors import CassetteFormatError
 from mockrealtime.core.events import AUDIO_APPEND, AUDIO_DELTA_TYPES, DIALECTS, TEXT_DELTA_TYPES, Direction
+from mockrealtime.core.cassette_model import Cassette, ClientAudioRun, Close, Handshake, RecordedEvent, Session, _fields
+from mockrealtime.protocol.fastcheck import compile_schema
+
+__all__ = [
+    "Cassette", "CassetteLoader", "ClientAudioRun", "Close", "FORMAT_VERSION", "Handshake", "RecordedEvent", "Session",
+    "cassette_name", "complete_documents", "forget", "load", "loads", "parse_documents",
+]
 
 FORMAT_VERSION = 1
 
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-_COMPACT = (",", ":")
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class Sidecar:
-    """A WAV file next to a cassette, read on first use and then kept."""
-
-    __slots__ = ("path", "_format", "_data")
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._format: _audio.AudioFormat | None = None
-        self._data: bytes | None = None
-
-    def _read(self) -> None:
-        with open(self.path, "rb") as f:
-            self._format, self._data = _audio.parse_wav(f.read())
-
-    @property
-    def data(self) -> bytes:
-        if self._data is None:
-            self._read()
-        return self._data  # type: ignore[return-value]
-
-    @property
-    def format(self) -> _audio.AudioFormat:
-        if self._format is None:
-            self._read()
-        return self._format  # type: ignore[return-value]
+#: Nodes that aliases may add to a document, in all: enough for a shared tool list repeated in
+#: every session.update, far too few for a "billion laughs" (see :class:`CassetteLoader`).
+MAX_ALIAS_NODES = 100_000
 
 
-class RecordedEvent:
-    """One event of a recording. The JSON is built on first use for events stored in a sidecar."""
+class CassetteLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """Safe YAML (plain data only) with alias expansion capped.
 
-    __slots__ = ("direction", "offset_us", "type", "audio_bytes", "_event", "_lazy", "_text")
-
-    def __init__(
-        self,
-        direction: Direction,
-        offset_us: int,
-        event: dict[str, Any] | None,
-        *,
-        type: str | None = None,
-        audio_bytes: int = 0,
-        lazy: tuple[Any, ...] | None = None,
-    ) -> None:
-        self.direction = direction
-        self.offset_us = offset_us
-        self._event = event
-        self._lazy = lazy
-        self._text: str | None = None
-        self.type: str = type if type is not None else event["type"]  # type: ignore[index]
-        self.audio_bytes = audio_bytes
-
-    @classmethod
-    def make(cls, direction: Direction | str, offset_ms: float, event: dict[str, Any]) -> RecordedEvent:
-        """An event as seen on the wire (audio inline), e.g. from a recorder or a test."""
-        direction = Direction(direction)
-        n = 0
-        if event.get("type") == AUDIO_APPEND and isinstance(event.get("audio"), str):
-            n = _audio.b64_decoded_len(event["audio"])
-        elif event.get("type") in AUDIO_DELTA_TYPES and isinstance(event.get("delta"), str):
-            n = _audio.b64_decoded_len(event["delta"])
-        return cls(direction, round(offset_ms * 1000), event, audio_bytes=n)
-
-    @property
-    def offset_ms(self) -> float:
-        return self.offset_us / 1000.0
-
-    @property
-    def event(self) -> dict[str, Any]:
-        if self._event is None:
-            sidecar, start, end, field, template, event_id = self._lazy  # type: ignore[misc]
-            chunk = base64.b64encode(sidecar.data[start:end]).decode("ascii")
-            ev: dict[str, Any] = {"type": self.type}
-            if event_id is not None:
-                ev["event_id"] = event_id
-            ev.update(template)
-            ev[field] = chunk
-            self._event = ev
-        return self._event
-
-    @property
-    def text(self) -> str:
-        """The event serialised as it goes on the wire; computed once, shared by all replays."""
-        if self._text is None:
-            self._text = json.dumps(self.event, separators=_COMPACT, ensure_ascii=False)
-        return self._text
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """A top-level field, without building a lazy audio event when the field is not the audio."""
-        if self._event is None and key not in ("delta", "audio"):
-            if key == "event_id":
-                return self._lazy[5]  # type: ignore[index]
-            return self._lazy[4].get(key, default)  # type: ignore[index]
-        return self.event.get(key, default)
-
-    def __repr__(self) -> str:
-        return f"<RecordedEvent {self.direction.value} {self.offset_ms:.3f}ms {self.type}>"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Close:
-    """How a session ended: who closed, with which code and reason (``error`` for a fault)."""
-
-    by: str
-    code: int | None = None
-    reason: str | None = None
-    error: str | None = None
-
-
-@dataclasses.dataclass(slots=True)
-class Handshake:
-    path: str = "/v1/realtime"
-    query: dict[str, str] = dataclasses.field(default_factory=dict)
-    headers: dict[str, str] = dataclasses.field(default_factory=dict)
-    subprotocols: list[str] = dataclasses.field(default_factory=list)
-
-
-class ClientAudioRun:
-    """A run of client appends kept as numbers: the engine needs their times and lengths only.
-
-    A 10-minute call streams 30,000 microphone chunks; building an object for each would be most
-    of the load time, so they are built only if someone asks for ``Session.events``.
+    Aliases are how a few hundred bytes of YAML expand into gigabytes once something walks the
+    data (a "billion laughs"). Older writers emitted them for repeated values, so they are not
+    refused outright: each alias met while the document is built adds the node count of what it
+    stands for, and past :data:`MAX_ALIAS_NODES` the document is refused, before anything walks it.
     """
 
-    __slots__ = ("offsets_us", "chunk_bytes", "sidecar", "start", "template", "event_ids")
-
-    def __init__(self, offsets_us: list[int], chunk_bytes: list[int], sidecar: Sidecar, start: int,
-                 template: dict[str, Any], event_ids: list[str | None]) -> None:
-        self.offsets_us = offsets_us
-        self.chunk_bytes = chunk_bytes
-        self.sidecar = sidecar
-        self.start = start
-        self.template = template
-        self.event_ids = event_ids
-
-    def events(self) -> list[RecordedEvent]:
-        out, pos = [], self.start
-        for t, n, event_id in zip(self.offsets_us, self.chunk_bytes, self.event_ids):
-            lazy = (self.sidecar, pos, pos + n, "audio", self.template, event_id)
-            out.append(RecordedEvent(Direction.CLIENT, t, None, type=AUDIO_APPEND, audio_bytes=n, lazy=lazy))
-            pos += n
-        return out
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        if node in self.constructed_objects:  # reached again: an alias
+            sizes = self.__dict__.setdefault("_alias_sizes", {})
+            total = self.__dict__.get("_alias_nodes", 0) + _node_count(node, sizes)
+            self.__dict__["_alias_nodes"] = total
+            if total > MAX_ALIAS_NODES:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"YAML aliases expand to more than {MAX_ALIAS_NODES} nodes", node.start_mark
+                )
+        return super().construct_object(node, deep)
 
 
-class Session:
-    """One recorded connection: its events in wire order, and how it closed.
-
-    ``core`` holds every event but the client appends kept in ``runs``; ``events`` is the whole,
-    merged by time (built on first use when there are runs).
-    """
-
-    __slots__ = ("core", "runs", "close", "_events")
-
-    def __init__(self, events: list[RecordedEvent] | None = None, close: Close | None = None, *,
-                 runs: tuple[ClientAudioRun, ...] = ()) -> None:
-        self.core: list[RecordedEvent] = events if events is not None else []
-        self.runs = runs
-        self.close = close
-        self._events: list[RecordedEvent] | None = None if runs else self.core
-
-    @property
-    def events(self) -> list[RecordedEvent]:
-        if self._events is None:
-            keyed = [(ev.offset_us, 0, i, ev) for i, ev in enumerate(self.core)]
-            for r, run in enumerate(self.runs, 1):
-                keyed.extend((ev.offset_us, r, i, ev) for i, ev in enumerate(run.events()))
-            keyed.sort(key=lambda k: k[:3])
-            self._events = [k[3] for k in keyed]
-        return self._events
-
-
-@dataclasses.dataclass(eq=False, slots=True)
-class Cassette:
-    name: str
-    dialect: str
-    sessions: list[Session]
-    model: str | None = None
-    handshake: Handshake = dataclasses.field(default_factory=Handshake)
-    description: str = ""
-    matching: dict[str, Any] = dataclasses.field(default_factory=dict)
-    path: str | None = None
-    #: Replay plans built from the sessions, cached here so all connections share them.
-    plans: dict[int, Any] = dataclasses.field(default_factory=dict, repr=False)
-
-    @property
-    def label(self) -> str:
-        return self.path or self.name
+def _node_count(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Nodes under ``node`` with aliases expanded, counted in time linear in the distinct nodes."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    if isinstance(node, yaml.MappingNode):
+        n = 1 + sum(_node_count(k, sizes) + _node_count(v, sizes) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        n = 1 + sum(_node_count(v, sizes) for v in node.value)
+    else:
+        n = 1
+    sizes[id(node)] = n
+    return n
 
 
 # --------------------------------------------------------------------------------------------
 # loading
 
 
-def _schema_validator() -> jsonschema.protocols.Validator:
+def _schema() -> dict[str, Any]:
+    text = resources.files("mockrealtime").joinpath("schemas/cassette.schema.json").read_text()
+    schema = json.loads(text)
+    # Local $refs inlined: resolving them per entry was a third of the load time.
+    return _inline_refs(schema, schema.get("$defs", {}))  # type: ignore[no-any-return]
+
+
+def _schema_check(doc: Any, path: str) -> None:
+    """Raise CassetteFormatError at the deepest violation of the cassette schema.
+
+    A compiled predicate says whether the document is valid (almost always); jsonschema, slow to
+    import and to run, is used only to say where a broken one is wrong.
+    """
+    global _FAST_CHECK
+    if _FAST_CHECK is None:
+        _FAST_CHECK = compile_schema(_schema())
+    if _FAST_CHECK(doc):
+        return
     global _VALIDATOR
     if _VALIDATOR is None:
-        text = resources.files("mockrealtime").joinpath("schemas/cassette.schema.json").read_text()
-        schema = json.loads(text)
+        import jsonschema
+
+        schema = _schema()
         cls = jsonschema.validators.validator_for(schema)
         cls.check_schema(schema)
-        # Local $refs inlined: resolving them per entry was a third of the load time.
-        _VALIDATOR = cls(_inline_refs(schema, schema.get("$defs", {})))
-    return _VALIDATOR
+        _VALIDATOR = cls(schema)
+    errors = sorted(_VALIDATOR.iter_errors(doc), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        err = errors[-1]  # deepest: the most specific place
+        raise CassetteFormatError(path, json_path(err.absolute_path), err.message)
 
 
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
@@ -264,7 +147,8 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
-_VALIDATOR: jsonschema.protocols.Validator | None = None
+_FAST_CHECK: Callable[[Any], bool] | None = None
+_VALIDATOR: Any = None
 _CACHE: dict[str, tuple[tuple[int, int], Cassette]] = {}
 
 
@@ -315,12 +199,17 @@ def load(path: str) -> Cassette:
         st = os.stat(path)
     except OSError as exc:
         raise CassetteFormatError(path, "$", f"cannot read: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise CassetteFormatError(path, "$", "not a regular file")
     key = (st.st_mtime_ns, st.st_size)
     hit = _CACHE.get(path)
     if hit is not None and hit[0] == key:
         return hit[1]
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CassetteFormatError(path, "$", f"cannot read: {exc}") from None
     cassette = loads(text, path)
     _CACHE[path] = (key, cassette)
     return cassette
@@ -340,13 +229,69 @@ def loads(text: str, path: str = "<string>") -> Cassette:
             gc.enable()
 
 
-def _loads(text: str, path: str) -> Cassette:
+#: The line that ends each document the recorder appends (see :func:`complete_documents`).
+DOCUMENT_END = "...\n"
+
+
+def complete_documents(text: str) -> str:
+    """``text`` up to the end of its last complete document.
+
+    The recorder appends a cassette's sessions as further YAML documents, each closed by a ``...``
+    line, so a document after the last such line is a write that was cut short (the process was
+    killed mid-append): it is left out, and the recorder cuts it off before appending again.
+    """
+    end = text.rfind("\n" + DOCUMENT_END)
+    if end == -1:
+        return text
+    end += 1 + len(DOCUMENT_END)
+    return text if not text[end:].strip() else text[:end]
+
+
+def parse_documents(text: str, path: str) -> list[Any]:
+    """The YAML documents of a cassette file (plain data, no aliases); CassetteFormatError if not YAML."""
     try:
-        doc = yaml.load(text, Loader=_SafeLoader)
+        return list(yaml.load_all(complete_documents(text), Loader=CassetteLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise CassetteFormatError(path, "$", f"not valid YAML{where}: {exc}") from None
+    except RecursionError:
+        raise CassetteFormatError(path, "$", "nested too deeply") from None
+
+
+def _merge_parts(docs: list[Any], path: str) -> Any:
+    """One document: the first (the cassette), with the session parts after it merged in."""
+    if not docs:
+        raise CassetteFormatError(path, "$", "empty file: a cassette is a mapping with version, dialect and sessions")
+    doc = docs[0]
+    if len(docs) == 1 or not isinstance(doc, dict):
+        return doc
+    sessions = doc.get("sessions")
+    sessions = [] if sessions is None else sessions
+    if not isinstance(sessions, list):
+        return doc  # the schema check says what is wrong
+    sessions = [dict(s) if isinstance(s, dict) else s for s in sessions]
+    for number, part in enumerate(docs[1:], 2):
+        where = f"$[document {number}]"
+        if (not isinstance(part, dict) or set(part) - {"session", "events", "close"}
+                or not isinstance(part.get("session"), int) or isinstance(part.get("session"), bool)
+                or not isinstance(part.get("events"), list)):
+            raise CassetteFormatError(path, where, "a session part is a mapping with session (its index), events and optionally close")
+        index = part["session"]
+        if index == len(sessions):
+            sessions.append({"events": []})
+        elif not 0 <= index < len(sessions) or not isinstance(sessions[index], dict):
+            raise CassetteFormatError(path, f"{where}.session", f"session {index} does not follow the {len(sessions)} before it")
+        session = sessions[index]
+        events = session.get("events")
+        session["events"] = (events if isinstance(events, list) else []) + part["events"]
+        if part.get("close") is not None:
+            session["close"] = part["close"]
+    return {**doc, "sessions": sessions}
+
+
+def _loads(text: str, path: str) -> Cassette:
+    doc = _merge_parts(parse_documents(text, path), path)
     if not isinstance(doc, dict):
         raise CassetteFormatError(path, "$", "a cassette is a mapping with version, dialect and sessions")
     version = doc.get("version")
@@ -356,20 +301,18 @@ def _loads(text: str, path: str) -> Cassette:
             "$.version",
             f"unsupported cassette version {version!r}; this mockrealtime reads version {FORMAT_VERSION}",
         )
-    errors = sorted(_schema_validator().iter_errors(doc), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
-    if errors:
-        err = errors[-1]  # deepest: the most specific place
-        raise CassetteFormatError(path, json_path(err.absolute_path), err.message)
+    _schema_check(doc, path)
     name = cassette_name(path)
     handshake = Handshake(**doc.get("handshake") or {})
     base = os.path.dirname(os.path.abspath(path)) if path != "<string>" else os.getcwd()
-    sidecars: dict[str, Sidecar] = {}
+    sidecars: dict[str, _audio.Sidecar] = {}
     sessions = []
     for s_index, raw in enumerate(doc["sessions"]):
         core, runs = _expand(raw["events"], path, base, sidecars, ("sessions", s_index, "events"))
         for i, ev in enumerate(core):
-            if ev.direction is Direction.SERVER:
-                _ensure_event_id(ev, name, s_index, i)
+            if ev.direction is Direction.SERVER and ev.get("event_id") is None:
+                # Hand-written cassettes may leave out server event ids; every client expects one.
+                core[i] = ev.with_event_id(_synthetic_event_id(name, s_index, i))
         close = raw.get("close")
         ended = Close(close["by"], close.get("code"), close.get("reason"), close.get("error")) if close else None
         sessions.append(Session(core, ended, runs=runs))
@@ -385,15 +328,6 @@ def _loads(text: str, path: str) -> Cassette:
     )
 
 
-def _ensure_event_id(ev: RecordedEvent, name: str, s_index: int, index: int) -> None:
-    """Hand-written cassettes may leave out server event ids; every client expects one."""
-    if ev._event is not None:
-        if "event_id" not in ev._event:
-            ev._event = {"type": ev.type, "event_id": _synthetic_event_id(name, s_index, index), **ev._event}
-    elif ev._lazy[5] is None:  # type: ignore[index]
-        ev._lazy = (*ev._lazy[:5], _synthetic_event_id(name, s_index, index))  # type: ignore[index]
-
-
 def _leading_comment(text: str) -> str:
     lines = []
     for line in text.splitlines():
@@ -407,7 +341,7 @@ def _expand(
     entries: list[dict[str, Any]],
     path: str,
     base: str,
-    sidecars: dict[str, Sidecar],
+    sidecars: dict[str, _audio.Sidecar],
     where: tuple[str | int, ...],
 ) -> tuple[list[RecordedEvent], tuple[ClientAudioRun, ...]]:
     keyed: list[tuple[int, int, RecordedEvent]] = []
@@ -468,13 +402,33 @@ def _expand_text(run: dict[str, Any], at_us: int, path: str, where: tuple[str | 
     template = run.get("with") or {}
     pos = 0
     for i, size in enumerate(parts):
-        ev: dict[str, Any] = {"type": etype}
-        if ids[i] is not None:
-            ev["event_id"] = ids[i]
-        ev.update(template)
+        ev = _fields(etype, ids[i], template)
         ev["delta"] = delta[pos : pos + size]
         pos += size
-        yield RecordedEvent(Direction.SERVER, offsets[i], ev)
+        yield RecordedEvent(Direction.SERVER, offsets[i], ev, type=etype)
+
+
+def _sidecar(file: str, path: str, base: str, sidecars: dict[str, _audio.Sidecar], where: tuple[str | int, ...]) -> _audio.Sidecar:
+    """The sidecar ``file`` names: a regular file in the cassette's own folder, even through links."""
+    full = os.path.normpath(os.path.join(base, file))
+    sidecar = sidecars.get(full)
+    if sidecar is not None:
+        return sidecar
+    at = json_path((*where, "file"))
+    if os.path.dirname(full) != os.path.normpath(base):
+        raise CassetteFormatError(path, at, "an audio sidecar must sit next to its cassette")
+    if not os.path.lexists(full):
+        raise CassetteFormatError(path, at, f"audio sidecar {file!r} is missing")
+    real = os.path.realpath(full)
+    if os.path.dirname(real) != os.path.realpath(base):
+        raise CassetteFormatError(path, at, f"audio sidecar {file!r} links outside the cassette's folder")
+    try:
+        if not stat.S_ISREG(os.stat(real).st_mode):
+            raise CassetteFormatError(path, at, f"audio sidecar {file!r} is not a regular file")
+        sidecar = sidecars[full] = _audio.Sidecar(real)
+    except (OSError, ValueError) as exc:
+        raise CassetteFormatError(path, at, f"{file}: {exc}") from None
+    return sidecar
 
 
 def _expand_audio(
@@ -482,22 +436,17 @@ def _expand_audio(
     at_us: int,
     path: str,
     base: str,
-    sidecars: dict[str, Sidecar],
+    sidecars: dict[str, _audio.Sidecar],
     where: tuple[str | int, ...],
 ) -> list[RecordedEvent] | ClientAudioRun:
     etype = run["type"]
     if etype not in AUDIO_DELTA_TYPES and etype != AUDIO_APPEND:
         raise CassetteFormatError(path, json_path((*where, "type")), f"{etype!r} is not an audio event type")
     file = run["file"]
-    full = os.path.normpath(os.path.join(base, file))
-    if os.path.dirname(full) != os.path.normpath(base):
-        raise CassetteFormatError(path, json_path((*where, "file")), "an audio sidecar must sit next to its cassette")
-    if not os.path.isfile(full):
-        raise CassetteFormatError(path, json_path((*where, "file")), f"audio sidecar {file!r} is missing")
-    sidecar = sidecars.get(full)
-    if sidecar is None:
-        sidecar = sidecars[full] = Sidecar(full)
+    sidecar = _sidecar(file, path, base, sidecars, where)
     fmt = _audio.FORMATS[run["format"]]
+    if sidecar.format is not fmt:
+        raise CassetteFormatError(path, json_path((*where, "format")), f"{file} holds {sidecar.format.name}, not {fmt.name}")
     chunks = _ints(run["chunk_bytes"])
     n = len(chunks)
     ids = _event_ids(run.get("event_ids"), n)
@@ -505,22 +454,14 @@ def _expand_audio(
     offsets = _offsets(run, at_us, n, path, where)
     start = run["offset"]
     end = start + sum(chunks)
-    try:
-        if sidecar.format is not fmt:
-            raise CassetteFormatError(path, json_path((*where, "format")), f"{file} holds {sidecar.format.name}, not {fmt.name}")
-        size = len(sidecar.data)
-    except ValueError as exc:
-        raise CassetteFormatError(path, json_path((*where, "file")), f"{file}: {exc}") from None
-    if end > size:
-        raise CassetteFormatError(path, json_path((*where, "chunk_bytes")), f"chunks end at byte {end} but {file} holds {size} bytes")
+    if end > sidecar.size:
+        raise CassetteFormatError(path, json_path((*where, "chunk_bytes")), f"chunks end at byte {end} but {file} holds {sidecar.size} bytes")
     template = run.get("with") or {}
     if etype == AUDIO_APPEND:
         return ClientAudioRun(offsets, chunks, sidecar, start, template, ids)
     out, pos = [], start
     for t, n_bytes, event_id in zip(offsets, chunks, ids):
-        lazy = (sidecar, pos, pos + n_bytes, "delta", template, event_id)
-        out.append(RecordedEvent(Direction.SERVER, t, None, type=etype, audio_bytes=n_bytes, lazy=lazy))
+        ref = _audio.AudioRef(sidecar, pos, n_bytes, "delta")
+        out.append(RecordedEvent(Direction.SERVER, t, _fields(etype, event_id, template), type=etype, audio_bytes=n_bytes, audio=ref))
         pos += n_bytes
     return out
-
-

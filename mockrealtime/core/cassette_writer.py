@@ -19,7 +19,12 @@ from mockrealtime.core import audio as _audio
 from mockrealtime.core.cassette import FORMAT_VERSION, forget, Cassette, RecordedEvent, Session
 from mockrealtime.core.events import AUDIO_APPEND, AUDIO_DELTA_TYPES, TEXT_DELTA_TYPES, Direction
 
-_SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """Safe YAML that writes a repeated value out again instead of as an alias: a cassette reads
+    the same in a diff wherever a value appears, and loading caps what aliases may expand to."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _ms(us: int) -> int | float:
@@ -177,7 +182,7 @@ def to_document(cassette: Cassette, stem: str) -> tuple[dict[str, Any], dict[str
 
 def dumps_document(doc: dict[str, Any], description: str = "") -> str:
     header = "".join(f"# {line}".rstrip() + "\n" for line in description.strip().splitlines()) if description else ""
-    body = yaml.dump(doc, Dumper=_SafeDumper, sort_keys=False, allow_unicode=True, width=1_000_000, default_flow_style=False)
+    body = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1_000_000, default_flow_style=False)
     return header + body
 
 

@@ -173,10 +173,8 @@ def _same_item(sent: Any, echoed: Any) -> bool:
 
 
 def _ids_of(ev: RecordedEvent) -> frozenset[str]:
-    if ev._event is None:  # lazy audio: ids live in the template
-        return frozenset(v for k, v in ev._lazy[4].items() if k in ID_KEYS and isinstance(v, str))  # type: ignore[index]
     found: set[str] = set()
-    _collect_ids(ev.event, found)
+    _collect_ids(ev.fields, found)  # fields: sidecar audio is not read (it holds no ids)
     return frozenset(found)
 
 

@@ -240,6 +240,12 @@ async def index(request: web.Request, state: MockState) -> web.Response:
 
 
 async def cassettes(request: web.Request, state: MockState) -> web.Response:
+    # in a thread: listing loads every cassette that changed, and no load may hold up the server
+    listed = await asyncio.get_running_loop().run_in_executor(None, _list_cassettes, state)
+    return web.json_response({"source": state.library.source, "cassettes": listed, **_queue(state)})
+
+
+def _list_cassettes(state: MockState) -> list[dict[str, Any]]:
     try:
         state.library.refresh()
     except CassetteError as exc:
@@ -255,7 +261,7 @@ async def cassettes(request: web.Request, state: MockState) -> web.Response:
         except CassetteError as exc:
             item["error"] = str(exc)
         listed.append(item)
-    return web.json_response({"source": state.library.source, "cassettes": listed, **_queue(state)})
+    return listed
 
 
 async def next_get(request: web.Request, state: MockState) -> web.Response:
@@ -269,7 +275,7 @@ async def next_post(request: web.Request, state: MockState) -> web.Response:
         raise AdminRequestError('say which: {"cassette": "<name>", "connections": <n, or null for every connection until reset>}')
     connections = _opt_int(params, "connections")
     if name not in state.library.names():
-        state.library.refresh()
+        await asyncio.get_running_loop().run_in_executor(None, state.library.refresh)
         if name not in state.library.names():
             raise AdminRequestError(
                 f"no cassette named {name!r}", status=404, code="cassette_not_found", available=state.library.names()

@@ -49,7 +49,8 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     name = name or state.chosen.peek()
     dialect = negotiate_dialect(request)
     try:
-        cassette = state.library.resolve(name, dialect)
+        # in a thread: a first load parses the file, and no cassette may hold up other connections
+        cassette = await asyncio.get_running_loop().run_in_executor(None, state.library.resolve, name, dialect)
     except CassetteNotFoundError as exc:
         return web.json_response(
             {"error": {"type": "invalid_request_error", "code": "cassette_not_found", "message": str(exc),

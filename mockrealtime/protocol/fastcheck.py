@@ -10,6 +10,7 @@ to compile any other, so a schema change cannot silently make the two disagree
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -56,6 +57,7 @@ def compile_schema(schema: Any) -> Check:
     unknown = set(schema) - _ANNOTATIONS - {
         "type", "enum", "const", "required", "properties", "additionalProperties", "items",
         "allOf", "if", "then", "else", "not", "minimum", "maximum", "x-dispatch",
+        "pattern", "minLength", "minItems", "minProperties", "maxProperties",
     }
     if unknown:
         raise NotImplementedError(f"fastcheck does not know the keyword(s) {sorted(unknown)}")
@@ -119,6 +121,18 @@ def compile_schema(schema: Any) -> Check:
         checks.append(lambda x, m=schema["minimum"]: not _is_number(x) or x >= m)
     if "maximum" in schema:
         checks.append(lambda x, m=schema["maximum"]: not _is_number(x) or x <= m)
+    if "pattern" in schema:
+        search = re.compile(schema["pattern"]).search
+        checks.append(lambda x: not isinstance(x, str) or search(x) is not None)
+    if "minLength" in schema:
+        # JSON Schema counts code points, as len() does
+        checks.append(lambda x, m=schema["minLength"]: not isinstance(x, str) or len(x) >= m)
+    if "minItems" in schema:
+        checks.append(lambda x, m=schema["minItems"]: not isinstance(x, list) or len(x) >= m)
+    if "minProperties" in schema:
+        checks.append(lambda x, m=schema["minProperties"]: not isinstance(x, dict) or len(x) >= m)
+    if "maxProperties" in schema:
+        checks.append(lambda x, m=schema["maxProperties"]: not isinstance(x, dict) or len(x) <= m)
     if "x-dispatch" in schema:
         prop = schema["x-dispatch"]["property"]
         cases = {k: compile_schema(v) for k, v in schema["x-dispatch"]["cases"].items()}
