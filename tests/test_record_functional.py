@@ -505,7 +505,8 @@ async def test_a_key_left_in_a_payload_refuses_the_save_and_says_where(start_ser
     first_cue = next(e.event for e in hello.events if e.direction is Direction.CLIENT)
     leaky = {"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": f"my key is {KEY}"}]}}
     with pytest.raises(SecretLeftError) as info:
-        async with recording_server(RecordConfig(f"{upstream.ws_url}/c/hello/v1/realtime", str(out_dir / "leak.yaml"))) as (url, handle):
+        # no checkpoint: the session is saved once, when it ends, and refused as a whole
+        async with recording_server(RecordConfig(f"{upstream.ws_url}/c/hello/v1/realtime", str(out_dir / "leak.yaml"), checkpoint_s=600)) as (url, handle):
             async with aiohttp.ClientSession() as http, http.ws_connect(url + "/v1/realtime", headers={"Authorization": f"Bearer {KEY}"}) as ws:
                 await ws.receive()
                 await ws.send_json(first_cue)
@@ -515,7 +516,7 @@ async def test_a_key_left_in_a_payload_refuses_the_save_and_says_where(start_ser
     assert ("$.sessions[0].events[2].client.item.content[0].text", "a credential used in this recording") in info.value.findings
     assert KEY not in str(info.value) and KEY not in caplog.text
     assert "refusing to save" in caplog.text
-    assert not out_dir.exists()
+    assert os.listdir(out_dir) == []
 
     async with recording_server(RecordConfig(f"{upstream.ws_url}/c/hello/v1/realtime", str(out_dir / "leak.yaml"),
                                              redact_patterns=(r"sk-[A-Za-z0-9_-]+",))) as (url, handle):

@@ -307,7 +307,7 @@ def test_client_secrets_from_the_server_never_reach_the_file(tmp_path):
     rec.end("client", 1000, "")
     recorder.save(str(tmp_path / "eph.yaml"))
     text = (tmp_path / "eph.yaml").read_text()
-    assert EPHEMERAL not in text and "client_secret:\n          value: <redacted>\n          expires_at: 1" in text
+    assert EPHEMERAL not in text and "client_secret:\n        value: <redacted>\n        expires_at: 1" in text
 
 
 def test_a_secret_in_a_payload_stops_the_save(tmp_path):
@@ -318,22 +318,60 @@ def test_a_secret_in_a_payload_stops_the_save(tmp_path):
     with pytest.raises(SecretLeftError):
         recorder.save(str(tmp_path / "leak.yaml"))
     assert os.listdir(tmp_path) == []
+    assert rec.refused and recorder.save(str(tmp_path / "leak.yaml")) == []  # refused for good
     recorder.redactor = Redactor(patterns=[r"sk-[A-Za-z0-9_-]+"])
-    rec._session = None  # built again with the new rule
+    again = recorder.open(0, headers={"Authorization": f"Bearer {KEY}"})
+    again.client_text(frame(type="conversation.item.create", item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": f"it is {KEY}"}]}), 5)
+    again.end("client", 1000, "")
     recorder.save(str(tmp_path / "leak.yaml"))
     assert KEY not in (tmp_path / "leak.yaml").read_text()
+    assert len(_cassette.load(str(tmp_path / "leak.yaml")).sessions) == 1
 
 
-def test_from_cassette_keeps_the_old_sessions_and_appends_new_ones(tmp_path):
-    old = Recorder("ep")
-    record_hello(old).end("client", 1000, "")
-    old.save(str(tmp_path / "ep.yaml"))
-    recorder = Recorder.from_cassette(_cassette.load(str(tmp_path / "ep.yaml")))
-    rec = recorder.open(0)
-    rec.server_text(GA_CREATED, 3)
-    rec.end("client", 1001, "bye")
-    recorder.save(str(tmp_path / "ep.yaml"))
-    loaded = _cassette.load(str(tmp_path / "ep.yaml"))
-    assert len(loaded.sessions) == 2
-    assert len(loaded.sessions[0].events) == 10 and loaded.sessions[1].close == Close("client", 1001, "bye")
-    assert loaded.description == old.description
+def test_each_save_appends_what_is_new_without_rewriting_what_is_saved(tmp_path):
+    out = str(tmp_path / "grow.yaml")
+    recorder = Recorder("grow")
+    first = record_hello(recorder)
+    assert [os.path.basename(p) for p in recorder.save(out)] == ["grow.s0.server.pcm16.wav", "grow.yaml"]
+    assert first.frames == []  # saved, and forgotten
+    saved = (tmp_path / "grow.yaml").read_bytes()
+    wav = (tmp_path / "grow.s0.server.pcm16.wav").read_bytes()
+    for i in (8, 9):
+        first.server_text(frame(type="response.output_audio.delta", event_id=f"event_a{i}", response_id="resp_2", item_id="item_2",
+                                output_index=0, content_index=0, delta=CHUNK), 1700 + i)
+    first.end("client", 1000, "")
+    second = record_hello(recorder, t0=2000)
+    second.end("server", 1001, "bye")
+    assert recorder.save(out) == [str(tmp_path / "grow.s0.server.pcm16.wav"), out, str(tmp_path / "grow.s1.server.pcm16.wav")]
+    assert recorder.save(out) == []  # nothing new
+    grown = (tmp_path / "grow.yaml").read_bytes()
+    assert grown.startswith(saved) and grown.count(b"\n...\n") == 4  # header, 3 parts
+    grown_wav = (tmp_path / "grow.s0.server.pcm16.wav").read_bytes()
+    assert grown_wav[44:len(wav)] == wav[44:]  # samples appended; only the header's sizes changed
+    loaded = _cassette.load(out)
+    assert [s.close for s in loaded.sessions] == [Close("client", 1000, ""), Close("server", 1001, "bye")]
+    audio_events = [e for e in loaded.sessions[0].events if e.type == "response.output_audio.delta"]
+    assert [e.event["delta"] for e in audio_events] == [CHUNK] * 5
+    assert [(e.offset_ms, e.type) for e in loaded.sessions[1].events] == [(e.offset_ms, e.type) for e in loaded.sessions[0].events][:-2]
+
+
+def test_a_part_cut_short_by_a_crash_is_left_out_at_load(tmp_path):
+    out = tmp_path / "torn.yaml"
+    recorder = Recorder("torn")
+    record_hello(recorder)
+    recorder.save(str(out))
+    complete = _cassette.load(str(out)).sessions[0].events
+    with open(out, "a") as f:
+        f.write("---\nsession: 0\nevents:\n- at: 900\n  server:\n    type: respo")
+    events = _cassette.load(str(out)).sessions[0].events
+    assert [e.event for e in events] == [e.event for e in complete]
+
+
+def test_a_session_still_deciding_its_dialect_waits_for_the_server(tmp_path):
+    recorder = Recorder("wait")
+    rec = recorder.open(0, headers={"OpenAI-Beta": "realtime=v1"})  # beta by header, for now
+    rec.client_text(frame(type="session.update", session={}), 1)
+    assert recorder.save(str(tmp_path / "wait.yaml")) == []
+    rec.server_text(GA_CREATED, 2)  # the server says GA
+    recorder.save(str(tmp_path / "wait.yaml"))
+    assert _cassette.load(str(tmp_path / "wait.yaml")).dialect == "ga"

@@ -54,7 +54,7 @@ def _record(args: argparse.Namespace) -> int:
         port = 8080  # as for serve; RecordConfig's own default (0) suits tests
     config = RecordConfig.from_env(
         upstream=args.upstream, output=args.output, host=args.host, port=port,
-        redact_paths=tuple(args.redact_path), redact_patterns=tuple(args.redact_pattern),
+        redact_paths=tuple(args.redact_path), redact_patterns=tuple(args.redact_pattern), checkpoint_s=args.checkpoint_s,
     )
     app = make_record_app(config)
     state = app[RECORDER]
@@ -65,7 +65,7 @@ def _record(args: argparse.Namespace) -> int:
     print(f"  listening: {ws_base}   health: {ws_base.replace('ws://', 'http://')}/healthz")
     print("  point the client at it, with its real key:")
     print(f'    AsyncOpenAI(websocket_base_url="{ws_base}/v1")')
-    print("  the cassette is saved after every connection and on Ctrl-C / SIGTERM", flush=True)
+    print(f"  the cassette grows as sessions go: saved when each ends, every {config.checkpoint_s:g} s while open, and on Ctrl-C / SIGTERM", flush=True)
     web.run_app(app, sock=sock, print=None, access_log=None, shutdown_timeout=2 * config.close_timeout_s)
     if state.saved_paths:
         print(f"mockrealtime record: saved {', '.join(state.saved_paths)}", flush=True)
@@ -200,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--port", type=int, default=None, help="port (default 8080; 0 picks a free one)")
     record.add_argument("--redact-path", action="append", default=[], metavar="[TYPE:]JSONPATH", help="blank a field in every event, or in events of TYPE (repeatable)")
     record.add_argument("--redact-pattern", action="append", default=[], metavar="REGEX", help="replace every match in any event string (repeatable)")
+    record.add_argument("--checkpoint-s", type=float, default=None, metavar="SECONDS", help="save open sessions this often; a crash loses at most that much (default 2)")
     record.set_defaults(func=_record)
     validate = sub.add_parser("validate", parents=[common], help="check cassettes: format, event types per dialect, references, secrets")
     validate.add_argument("paths", nargs="+", metavar="PATH", help="cassette or scenario files, directories of cassettes, or served cassette names")

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from mockrealtime.core import audio as _audio
-from mockrealtime.core.cassette import FORMAT_VERSION, forget, Cassette, RecordedEvent, Session
+from mockrealtime.core.cassette import FORMAT_VERSION, forget, Cassette, Close, RecordedEvent
 from mockrealtime.core.events import AUDIO_APPEND, AUDIO_DELTA_TYPES, TEXT_DELTA_TYPES, Direction
 
 class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
@@ -60,18 +60,23 @@ class _Run:
         self.pieces: list[Any] = []
 
 
-def _collapse(session: Session, offsets: list[int]) -> list[Any]:
-    """Entries in file order: (offset_us, "client"|"server", event) tuples or _Run objects."""
+Formats = tuple[_audio.AudioFormat, _audio.AudioFormat]
+
+
+def _collapse(events: list[RecordedEvent], offsets: list[int], formats: Formats = (_audio.PCM16, _audio.PCM16)) -> tuple[list[Any], Formats]:
+    """Entries in file order: (offset_us, "client"|"server", event) tuples or _Run objects; and
+    the (input, output) audio formats in force after them."""
     items: list[Any] = []
     open_runs: dict[Any, _Run] = {}
-    in_fmt, out_fmt = _audio.PCM16, _audio.PCM16
+    in_fmt, out_fmt = formats
 
     def close(direction: Direction | None) -> None:
         for key in [k for k, r in open_runs.items() if direction is None or r.direction is direction]:
             del open_runs[key]
 
-    for ev, t in zip(session.events, offsets):
-        data = ev.event
+    for ev, t in zip(events, offsets):
+        ref = ev.audio
+        data = ev.fields if ref is None else {**ev.fields, ref.field: None}  # sidecar audio: read below
         etype = ev.type
         if ev.direction is Direction.SERVER and etype in ("session.created", "session.updated"):
             i, o = _audio.session_formats(data.get("session") or {})
@@ -87,10 +92,11 @@ def _collapse(session: Session, offsets: list[int]) -> list[Any]:
         if kind == "text":
             piece = data["delta"]
         elif kind == "audio":
-            piece = _canonical_b64(data.get(payload_field))
+            piece = ref.read() if ref is not None and ref.field == payload_field else _canonical_b64(data.get(payload_field))
             if piece is None:
                 kind = None
         if kind is None:
+            data = ev.event
             # A plain event ends the runs it could belong between: keeps the file readable.
             close(ev.direction)
             items.append((t, ev.direction.value, data))
@@ -104,7 +110,7 @@ def _collapse(session: Session, offsets: list[int]) -> list[Any]:
         run.offsets.append(t)
         run.ids.append(data.get("event_id"))
         run.pieces.append(piece)
-    return items
+    return items, (in_fmt, out_fmt)
 
 
 def _packed(values: Iterable[Any]) -> str:
@@ -115,59 +121,62 @@ def _gaps(offsets: list[int]) -> str:
     return _packed(_ms(b - a) for a, b in zip(offsets, offsets[1:]))
 
 
-def to_document(cassette: Cassette, stem: str) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """The YAML document of a cassette and the sidecar files it refers to (name -> WAV bytes)."""
-    sidecar_data: dict[str, tuple[_audio.AudioFormat, bytearray]] = {}
-    sessions_out = []
-    for s_index, session in enumerate(cassette.sessions):
-        offsets = _strictly_increasing(session.events)
-        entries = []
-        for item in _collapse(session, offsets):
-            if isinstance(item, tuple):
-                t, kind, data = item
-                entries.append({"at": _ms(t), kind: data})
-                continue
-            run: _Run = item
-            if len(run.pieces) == 1:
-                # a run of one reads better as the event itself
-                ev = {"type": run.type}
-                if run.ids[0] is not None:
-                    ev["event_id"] = run.ids[0]
-                ev.update(run.template)
-                ev["delta" if run.type != AUDIO_APPEND else "audio"] = (
-                    run.pieces[0] if run.kind == "text" else base64.b64encode(run.pieces[0]).decode("ascii")
-                )
-                entries.append({"at": _ms(run.offsets[0]), run.direction.value: ev})
-                continue
-            body: dict[str, Any] = {"type": run.type}
-            if run.template:
-                body["with"] = run.template
-            if run.kind == "text":
-                body["delta"] = "".join(run.pieces)
-                body["parts"] = _packed(len(p) for p in run.pieces)
-            else:
-                assert run.fmt is not None
-                file = f"{stem}.s{s_index}.{run.direction.value}.{run.fmt.name}.wav"
-                fmt, buf = sidecar_data.setdefault(file, (run.fmt, bytearray()))
-                body["format"] = run.fmt.name
-                body["file"] = file
-                body["offset"] = len(buf)
-                body["chunk_bytes"] = _packed(len(p) for p in run.pieces)
-                total = sum(len(p) for p in run.pieces)
-                body["audio_ms"] = round(run.fmt.duration_ms(total), 3)
-                for p in run.pieces:
-                    buf += p
-            body["dt"] = _gaps(run.offsets)
-            if any(i is not None for i in run.ids):
-                body["event_ids"] = _packed("-" if i is None else i for i in run.ids)
-            entries.append({"at": _ms(run.offsets[0]), run.kind: body})
-        out: dict[str, Any] = {"events": entries}
-        if session.close is not None:
-            c = session.close
-            out["close"] = {"by": c.by, "code": c.code, "reason": c.reason}
-            if c.error:
-                out["close"]["error"] = c.error
-        sessions_out.append(out)
+def entries(items: list[Any], place_audio: Callable[[str, _audio.AudioFormat, list[bytes]], tuple[str, int]]) -> list[dict[str, Any]]:
+    """The YAML entries of collapsed items; ``place_audio(direction, format, pieces)`` stores a
+    run's audio and says where: (sidecar file name, offset of its first byte)."""
+    out: list[dict[str, Any]] = []
+    for item in items:
+        if isinstance(item, tuple):
+            t, kind, data = item
+            out.append({"at": _ms(t), kind: data})
+            continue
+        run: _Run = item
+        if len(run.pieces) == 1:
+            # a run of one reads better as the event itself
+            ev = {"type": run.type}
+            if run.ids[0] is not None:
+                ev["event_id"] = run.ids[0]
+            ev.update(run.template)
+            ev["delta" if run.type != AUDIO_APPEND else "audio"] = (
+                run.pieces[0] if run.kind == "text" else base64.b64encode(run.pieces[0]).decode("ascii")
+            )
+            out.append({"at": _ms(run.offsets[0]), run.direction.value: ev})
+            continue
+        body: dict[str, Any] = {"type": run.type}
+        if run.template:
+            body["with"] = run.template
+        if run.kind == "text":
+            body["delta"] = "".join(run.pieces)
+            body["parts"] = _packed(len(p) for p in run.pieces)
+        else:
+            assert run.fmt is not None
+            file, offset = place_audio(run.direction.value, run.fmt, run.pieces)
+            body["format"] = run.fmt.name
+            body["file"] = file
+            body["offset"] = offset
+            body["chunk_bytes"] = _packed(len(p) for p in run.pieces)
+            total = sum(len(p) for p in run.pieces)
+            body["audio_ms"] = round(run.fmt.duration_ms(total), 3)
+        body["dt"] = _gaps(run.offsets)
+        if any(i is not None for i in run.ids):
+            body["event_ids"] = _packed("-" if i is None else i for i in run.ids)
+        out.append({"at": _ms(run.offsets[0]), run.kind: body})
+    return out
+
+
+def sidecar_name(stem: str, session: int, direction: str, fmt: _audio.AudioFormat) -> str:
+    return f"{stem}.s{session}.{direction}.{fmt.name}.wav"
+
+
+def close_entry(close: Close) -> dict[str, Any]:
+    out: dict[str, Any] = {"by": close.by, "code": close.code, "reason": close.reason}
+    if close.error:
+        out["error"] = close.error
+    return out
+
+
+def header(cassette: Cassette) -> dict[str, Any]:
+    """The cassette's document without its sessions."""
     doc: dict[str, Any] = {"version": FORMAT_VERSION, "dialect": cassette.dialect, "model": cassette.model}
     hs = cassette.handshake
     doc["handshake"] = {"path": hs.path, "query": dict(hs.query), "headers": dict(hs.headers)}
@@ -175,6 +184,29 @@ def to_document(cassette: Cassette, stem: str) -> tuple[dict[str, Any], dict[str
         doc["handshake"]["subprotocols"] = list(hs.subprotocols)
     if cassette.matching:
         doc["matching"] = cassette.matching
+    return doc
+
+
+def to_document(cassette: Cassette, stem: str) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The YAML document of a cassette and the sidecar files it refers to (name -> WAV bytes)."""
+    sidecar_data: dict[str, tuple[_audio.AudioFormat, bytearray]] = {}
+    sessions_out = []
+    for s_index, session in enumerate(cassette.sessions):
+
+        def place(direction: str, fmt: _audio.AudioFormat, pieces: list[bytes], s_index: int = s_index) -> tuple[str, int]:
+            file = sidecar_name(stem, s_index, direction, fmt)
+            _, buf = sidecar_data.setdefault(file, (fmt, bytearray()))
+            offset = len(buf)
+            for p in pieces:
+                buf += p
+            return file, offset
+
+        items, _ = _collapse(session.events, _strictly_increasing(session.events))
+        out: dict[str, Any] = {"events": entries(items, place)}
+        if session.close is not None:
+            out["close"] = close_entry(session.close)
+        sessions_out.append(out)
+    doc = header(cassette)
     doc["sessions"] = sessions_out
     files = {name: _audio.wav_bytes(fmt, bytes(buf)) for name, (fmt, buf) in sidecar_data.items()}
     return doc, files

@@ -10,23 +10,29 @@ closed, the code and the reason (and ``error`` when the session ended by a fault
 sleeps, reads a clock or touches a socket.
 
 On the relay's hot path a frame is only appended to a list (direction, offset, raw text): parsing,
-redaction and building events wait until a cassette is asked for, so recording adds almost nothing
-per frame. A recording that has ended is turned into a :class:`~mockrealtime.core.cassette.Session`
-once and kept.
+redaction and building events wait for a save, so recording adds almost nothing per frame.
+:meth:`Recorder.save` appends what each session did since the last save to its cassette file (see
+:mod:`mockrealtime.core.cassette_appender`) and forgets it: the I/O layer calls it when a session
+ends and every few seconds while sessions are open (a checkpoint), so memory stays bounded during
+a long call, a save costs what it adds, and a crash loses at most what came since the last save.
+A session's part is written only once its dialect is settled (see below) or it has ended.
 
 Dialect: the handshake gives the first guess (``OpenAI-Beta: realtime=v1`` or the
 ``openai-beta.realtime-v1`` subprotocol mean beta); the server's ``session.created`` has the last
 word (a GA session carries ``session.type``, a beta one does not).
 
 Several connections: one :class:`Recorder` holds them all, as sessions of one cassette in the order
-they opened (replay uses a cassette's sessions in order). A cassette has one dialect, so when both
-dialects were recorded they go to two files named as the library expects: ``NAME.yaml`` (GA) and
-``NAME.beta.yaml``.
+they were first saved, which is the order they opened unless a later one settled its dialect first
+(replay uses a cassette's sessions in order). A cassette has one dialect, so when both dialects were
+recorded they go to two files named as the library expects: ``NAME.yaml`` (GA) and
+``NAME.beta.yaml`` (a file keeps the dialect it was started with: when the first session was beta,
+the second dialect's file is ``NAME.ga.yaml``).
 
 Invariants: the handshake is stored redacted (the credentials it carried are kept apart, in memory
 only, as :attr:`Recorder.known_secrets`, for the scan before saving); the first :meth:`end` of a
 session wins (the relay may see both sides go); frames that are not a JSON object with a ``type``
-(binary frames, invalid JSON) cannot be cassette events: they are counted in ``dropped``.
+(binary frames, invalid JSON) cannot be cassette events: they are counted in ``dropped``; a session
+whose part held a secret is refused from then on (what was saved before stays; nothing after).
 """
 
 from __future__ import annotations
@@ -36,8 +42,10 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 
 from mockrealtime.core.cassette import Cassette, Close, Handshake, RecordedEvent, Session, cassette_name
+from mockrealtime.core.cassette_appender import AppendingCassette, SessionWriter
 from mockrealtime.core.events import BETA, GA, Direction
-from mockrealtime.core.redaction import Redactor, credentials, redact_headers, redact_query, redact_subprotocols, save_checked
+from mockrealtime.errors import SecretLeftError
+from mockrealtime.core.redaction import Redactor, credentials, redact_headers, redact_query, redact_subprotocols, secret_check
 
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
 
@@ -55,8 +63,8 @@ class SessionRecording:
     """One relayed connection being recorded."""
 
     __slots__ = (
-        "index", "handshake", "dialect", "model", "frames", "close", "dropped",
-        "_t0_ms", "_sniff_left", "_session", "_recorder",
+        "index", "handshake", "dialect", "model", "frames", "close", "dropped", "client_frames",
+        "refused", "_t0_ms", "_sniff_left", "_session", "_recorder", "_writer", "_unsaved", "_close_saved",
     )
 
     def __init__(self, recorder: Recorder, index: int, handshake: Handshake, dialect: str, model: str | None, now_ms: float) -> None:
@@ -73,6 +81,13 @@ class SessionRecording:
         self._t0_ms = now_ms
         self._sniff_left = 4  # server frames to look at for session.created
         self._session: Session | None = None
+        #: Client frames already saved, kept only when the recorder keeps them (a test's journal).
+        self.client_frames: list[tuple[Direction, float, str]] = []
+        #: Set when a part of this session held a secret: nothing more of it is saved.
+        self.refused = False
+        self._writer: SessionWriter | None = None
+        self._unsaved: list[RecordedEvent] = []  # taken but not written (a failed write)
+        self._close_saved = False
 
     # -- frames ------------------------------------------------------------------------------
 
@@ -101,9 +116,6 @@ class SessionRecording:
     def open(self) -> bool:
         return self.close is None
 
-    def elapsed_ms(self, now_ms: float) -> float:
-        return now_ms - self._t0_ms
-
     def _sniff(self, text: str) -> None:
         self._sniff_left -= 1
         if '"session.created"' not in text:
@@ -122,13 +134,29 @@ class SessionRecording:
     # -- output ------------------------------------------------------------------------------
 
     def to_session(self) -> Session:
-        """The recording as a cassette session, redacted; built once after the session ended."""
+        """The frames not yet saved as a cassette session, redacted (all of them for a recording
+        never saved, as ``new_episodes`` uses it); built once after the session ended."""
         if self._session is not None:
             return self._session
+        dropped = list(self.dropped)
+        session = Session(self._events(self.frames, dropped), self._scrubbed_close())
+        if self.close is not None:
+            self._session = session
+            self.dropped = dropped
+        return session
+
+    def take_events(self) -> list[RecordedEvent]:
+        """The frames since the last call as redacted events; they are forgotten here."""
+        frames, self.frames = self.frames, []
+        if self._recorder.keep_client_frames:
+            self.client_frames += [f for f in frames if f[0] is Direction.CLIENT]
+        events, self._unsaved = self._unsaved + self._events(frames, self.dropped), []
+        return events
+
+    def _events(self, frames: list[tuple[Direction, float, str]], dropped: list[tuple[Direction, float, str]]) -> list[RecordedEvent]:
         scrub = self._recorder.redactor.scrub_event
         events: list[RecordedEvent] = []
-        dropped = [d for d in self.dropped]
-        for direction, offset_ms, text in self.frames:
+        for direction, offset_ms, text in frames:
             try:
                 event = json.loads(text)
             except ValueError:
@@ -138,40 +166,45 @@ class SessionRecording:
                 dropped.append((direction, offset_ms, "not an event (a JSON object with a type)"))
                 continue
             events.append(RecordedEvent.make(direction, max(offset_ms, 0.0), scrub(event)))
+        return events
+
+    def _scrubbed_close(self) -> Close | None:
         close = self.close
         if close is not None and (close.reason or close.error):
             scrub_text = self._recorder.redactor.scrub_text
             close = Close(close.by, close.code, scrub_text(close.reason) if close.reason else close.reason,
                           scrub_text(close.error) if close.error else close.error)
-        session = Session(events, close)
-        if self.close is not None:
-            self._session = session
-            self.dropped = dropped
-        return session
+        return close
+
+    @property
+    def settled(self) -> bool:
+        """Whether its dialect is known for good (the server's first frames were seen, or it ended)."""
+        return self._sniff_left == 0 or self.close is not None
+
+    @property
+    def saved(self) -> bool:
+        """Whether everything of it is on disk, its close included (or it was refused)."""
+        return self.refused or self._close_saved
 
 
 class Recorder:
-    """Recorded connections, turned into cassettes (one per dialect seen) and saved checked.
+    """Recorded connections, saved as they go to cassettes (one per dialect seen), checked for secrets.
 
-    ``Recorder.from_cassette(c)`` starts from an existing cassette: its sessions stay first and
-    unchanged, live connections in its dialect become further sessions (the ``new_episodes`` way);
-    saving writes the old sessions and the new ones.
+    ``keep_client_frames`` keeps the client frames of saved parts in memory (``client_frames``),
+    for a test's journal; a long-running recorder leaves it off.
     """
 
-    def __init__(self, name: str = "recording", *, redactor: Redactor | None = None, description: str = "") -> None:
+    def __init__(self, name: str = "recording", *, redactor: Redactor | None = None, description: str = "",
+                 keep_client_frames: bool = False) -> None:
         self.name = name
         self.redactor = redactor or Redactor()
         self.description = description
+        self.keep_client_frames = keep_client_frames
         self.recordings: list[SessionRecording] = []
         #: Credentials seen in handshakes or given by the caller: scanned for, never saved or logged.
         self.known_secrets: set[str] = set()
-        self._base: Cassette | None = None
-
-    @classmethod
-    def from_cassette(cls, cassette: Cassette, *, redactor: Redactor | None = None, description: str | None = None) -> Recorder:
-        rec = cls(cassette.name, redactor=redactor, description=cassette.description if description is None else description)
-        rec._base = cassette
-        return rec
+        self._files: dict[str, AppendingCassette] = {}  # dialect -> the file its sessions go to
+        self._output: str | None = None
 
     def add_secret(self, value: str | None) -> None:
         if value:
@@ -206,56 +239,92 @@ class Recorder:
 
     @property
     def dialects(self) -> list[str]:
-        """Dialects recorded so far, in order of appearance (the base cassette's first)."""
-        seen = [self._base.dialect] if self._base is not None else []
+        """Dialects recorded so far, in order of appearance."""
+        seen: list[str] = []
         for rec in self.recordings:
             if rec.dialect not in seen:
                 seen.append(rec.dialect)
         return seen
 
     def cassettes(self) -> dict[str, Cassette]:
-        """dialect -> cassette of everything recorded so far (sessions still open end without a close)."""
+        """dialect -> cassette of what is recorded and not yet saved (sessions still open end
+        without a close)."""
         out: dict[str, Cassette] = {}
         for dialect in self.dialects:
             recs = [r for r in self.recordings if r.dialect == dialect]
-            base = self._base if self._base is not None and self._base.dialect == dialect else None
-            sessions = (list(base.sessions) if base else []) + [r.to_session() for r in recs]
-            first = recs[0] if recs else None
-            out[dialect] = Cassette(
-                name=self.name,
-                dialect=dialect,
-                sessions=sessions,
-                model=(base.model if base else None) or next((r.model for r in recs if r.model), None),
-                handshake=base.handshake if base else first.handshake if first else Handshake(),
-                description=(base.description if base else "") or self.description,
-                matching=dict(base.matching) if base else {},
-            )
+            out[dialect] = self._header(dialect, recs[0], [r.to_session() for r in recs])
         return out
 
+    def _header(self, dialect: str, first: SessionRecording, sessions: list[Session]) -> Cassette:
+        recs = [r for r in self.recordings if r.dialect == dialect]
+        return Cassette(name=self.name, dialect=dialect, sessions=sessions,
+                        model=next((r.model for r in recs if r.model), None), handshake=first.handshake,
+                        description=self.description)
+
     def output_paths(self, output: str) -> dict[str, str]:
-        """Where each dialect's cassette goes: ``output`` when there is one dialect, else
-        ``NAME.yaml`` (GA) and ``NAME.beta.yaml`` next to it."""
-        dialects = self.dialects
-        if len(dialects) <= 1:
-            return {d: output for d in dialects}
+        """Where each dialect's cassette goes: ``output`` for the first dialect saved, and
+        ``NAME.beta.yaml`` (or ``NAME.ga.yaml`` when ``output`` holds beta) next to it."""
+        taken = {d: f.path for d, f in self._files.items()} if self._output == output else {}
+        first = next(iter(taken), None) or (self.dialects[0] if self.dialects else None)
         directory, name = os.path.dirname(output), cassette_name(output)
-        return {GA: os.path.join(directory, name + ".yaml"), BETA: os.path.join(directory, name + ".beta.yaml")}
+        out = {}
+        for dialect in self.dialects:
+            if dialect in taken:
+                out[dialect] = taken[dialect]
+            elif dialect == first:
+                out[dialect] = output
+            elif dialect == BETA:
+                out[dialect] = os.path.join(directory, name + ".beta.yaml")
+            else:
+                out[dialect] = os.path.join(directory, name + f".{GA}.yaml" if first == BETA else name + ".yaml")
+        return out
 
     def save(self, output: str) -> list[str]:
-        """Write every cassette, each checked for secrets first; returns the files written.
+        """Append what every session did since the last save; returns the files written.
 
-        Raises :class:`~mockrealtime.errors.SecretLeftError` for a cassette that still holds
-        something that looks like a key (that file is not written; another dialect's may be).
-        Writes nothing when no connection was recorded.
+        Each cassette part is checked for secrets first: a session with one raises
+        :class:`~mockrealtime.errors.SecretLeftError` (after the other sessions are saved) and is
+        refused from then on. Writes nothing when nothing new was recorded.
         """
+        if self._output != output:
+            for f in self._files.values():
+                f.close()
+            self._files, self._output = {}, output
         written: list[str] = []
         failure: Exception | None = None
         paths = self.output_paths(output)
-        for dialect, cassette in self.cassettes().items():
+        for rec in self.recordings:
+            if rec.saved or not rec.settled:
+                continue
+            events = rec.take_events()
+            close = rec._scrubbed_close()
+            if not events and close is None:
+                continue
+            file = self._files.get(rec.dialect)
+            if file is None:
+                header = self._header(rec.dialect, rec, [])
+                check = secret_check(paths[rec.dialect], self.known_secrets, header.description)
+                file = self._files[rec.dialect] = AppendingCassette(paths[rec.dialect], header, check=check)
+            if rec._writer is None:
+                rec._writer = file.new_session()
             try:
-                written += save_checked(cassette, paths[dialect], self.known_secrets)
-            except Exception as exc:  # try the other dialect's file, then raise
+                for path in file.append(rec._writer, events, close):
+                    if path not in written:
+                        written.append(path)
+            except SecretLeftError as exc:
+                rec.refused = True
                 failure = failure or exc
+                continue
+            except Exception as exc:  # disk full, a bug: keep the events for the next save
+                rec._unsaved = events
+                failure = failure or exc
+                continue
+            rec._close_saved = close is not None
         if failure is not None:
             raise failure
         return written
+
+    def close(self) -> None:
+        """Close the files being written (what is saved stays)."""
+        for f in self._files.values():
+            f.close()

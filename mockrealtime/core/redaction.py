@@ -31,7 +31,7 @@ No I/O here beyond :func:`save_checked` calling :func:`mockrealtime.core.cassett
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -85,7 +85,6 @@ SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 _KNOWN_WHAT = "a credential used in this recording"
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,8 +288,9 @@ def find_secrets(target: Cassette | str | Mapping[str, Any] | list[Any], known: 
         _scan_tree(doc, "$", needles, findings)
     elif isinstance(target, str):
         try:
-            doc = yaml.load(target, Loader=_SafeLoader)
-        except yaml.YAMLError:
+            docs = list(yaml.load_all(target, Loader=_cassette.CassetteLoader))
+            doc = docs[0] if len(docs) == 1 else docs  # several: a recorded cassette and its parts
+        except (yaml.YAMLError, RecursionError):
             doc = None
         if isinstance(doc, (dict, list)):
             comments = "\n".join(line for line in target.splitlines() if line.lstrip().startswith("#"))
@@ -330,15 +330,22 @@ def _scan_tree(node: Any, path: str, needles: list[str], out: list[tuple[str, st
             _scan_tree(v, f"{path}[{i}]", needles, out)
 
 
-def save_checked(cassette: Cassette, path: str, known: Iterable[str] = ()) -> list[str]:
-    """Save like :func:`mockrealtime.core.cassette_writer.save`, after scanning the document about to be
-    written; raises :class:`SecretLeftError` (and writes nothing) if anything looks like a key."""
+def secret_check(path: str, known: Iterable[str] = (), description: str = "") -> Callable[[dict[str, Any]], None]:
+    """A check for a document about to be written to ``path`` (with ``description`` as its
+    leading comment): raises :class:`SecretLeftError` if anything looks like a key."""
     needles = _needles(known)
+    # with the description, scanned once: the recorder checks every part it appends
+    described = [("(description)", what) for what in _scan(description, needles)] if description else []
 
     def check(doc: dict[str, Any]) -> None:
-        findings = [("(description)", what) for what in _scan(cassette.description, needles)] if cassette.description else []
-        findings += find_secrets(doc, needles)
+        findings = described + find_secrets(doc, needles)
         if findings:
             raise SecretLeftError(path, findings)
 
-    return _writer.save(cassette, path, check=check)
+    return check
+
+
+def save_checked(cassette: Cassette, path: str, known: Iterable[str] = ()) -> list[str]:
+    """Save like :func:`mockrealtime.core.cassette_writer.save`, after scanning the document about to be
+    written; raises :class:`SecretLeftError` (and writes nothing) if anything looks like a key."""
+    return _writer.save(cassette, path, check=secret_check(path, known, cassette.description))

@@ -8,10 +8,13 @@ own HTTP error when it refused the upgrade, then relays frames both ways unchang
 sans-IO :class:`~mockrealtime.core.recording.Recorder` about each one. Every decision about what is
 kept lives there and in :mod:`mockrealtime.core.redaction`; this module moves frames and keeps time.
 
-The cassette is saved (checked for secrets, written atomically) after every connection ends and
-when the app shuts down (``on_shutdown`` records the open sessions as ended by the recorder, with
-1001, and saves before closing anything; ``cleanup_ctx`` saves once more at the very end). A fault
-in the relay ends that session with 1011 and its error, and saves.
+The output folder is checked at start: a recorder that could not save refuses to start. The
+cassette grows as sessions go (see :mod:`mockrealtime.core.cassette_appender`: checked for
+secrets, appended, never rewritten): what a session did is saved when it ends, at a checkpoint
+every ``checkpoint_s`` seconds while it is open (so a crash or SIGKILL loses at most that much),
+and when the app shuts down (``on_shutdown`` records the open sessions as ended by the recorder,
+with 1001, and saves before closing anything; ``cleanup_ctx`` saves once more at the very end). A
+fault in the relay ends that session with 1011 and its error, and saves.
 
 Nothing secret is logged: log lines name the connection, the path, the redacted query and event
 types, and exceptions are described with their query strings and known credentials removed.
@@ -27,6 +30,7 @@ import logging
 import os
 import re
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -75,6 +79,8 @@ class RecordConfig:
     connect_timeout_s: float = 30.0
     #: Time allowed for each side to answer a close frame.
     close_timeout_s: float = 5.0
+    #: Seconds between checkpoints of open sessions: at most this much is lost to a crash.
+    checkpoint_s: float = 2.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "redact_paths", tuple(self.redact_paths))
@@ -82,17 +88,19 @@ class RecordConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> RecordConfig:
-        """Defaults, then ``MOCKREALTIME_UPSTREAM`` / ``_OUTPUT`` / ``_HOST`` / ``_PORT``, then
-        ``overrides`` that are not None (flags)."""
+        """Defaults, then ``MOCKREALTIME_UPSTREAM`` / ``_OUTPUT`` / ``_HOST`` / ``_PORT`` /
+        ``_CHECKPOINT_S``, then ``overrides`` that are not None (flags)."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {"upstream": OPENAI_REALTIME_URL}
-        for name in ("upstream", "output", "host", "port"):
+        kinds: dict[str, Any] = {"port": int, "checkpoint_s": float}
+        for name in ("upstream", "output", "host", "port", "checkpoint_s"):
             raw = environ.get(_ENV_PREFIX + name.upper())
             if raw:
+                kind = kinds.get(name, str)
                 try:
-                    values[name] = int(raw) if name == "port" else raw
+                    values[name] = kind(raw)
                 except ValueError:
-                    raise ConfigError(f"{_ENV_PREFIX}PORT={raw!r} is not a valid int") from None
+                    raise ConfigError(f"{_ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "output" not in values:
             raise ConfigError("record mode needs an output cassette (--output PATH)")
@@ -108,6 +116,8 @@ class RecordConfig:
             raise ConfigError(f"port {self.port} is out of range")
         if not self.output.endswith((".yaml", ".yml")):
             raise ConfigError(f"the output cassette must be a .yaml file, not {self.output!r}")
+        if not self.checkpoint_s > 0:
+            raise ConfigError(f"the checkpoint interval must be a positive number of seconds, not {self.checkpoint_s!r}")
         Redactor(self.redact_paths, self.redact_patterns)  # raises ConfigError for a bad rule
 
 
@@ -125,6 +135,7 @@ class RecorderState:
 
     def __init__(self, config: RecordConfig, recorder: Recorder | None = None) -> None:
         config.check()
+        check_writable(config.output)
         self.config = config
         self.upstream = URL(config.upstream)
         self.upstream_label = _url_label(config.upstream)
@@ -190,10 +201,11 @@ class RecorderState:
         for path in written:
             if path not in self.saved_paths:
                 self.saved_paths.append(path)
-        self.last_error = None
+        if not isinstance(self.last_error, SecretLeftError):
+            self.last_error = None  # what failed to write was kept and is saved now; a refused session is lost
         return written
 
-    def save_quietly(self) -> list[str]:
+    def save_quietly(self, checkpoint: bool = False) -> list[str]:
         """Save now; a failure is logged and kept (``errors``, ``last_error``), never raised."""
         try:
             written = self.save()
@@ -208,8 +220,23 @@ class RecorderState:
             log.error("mockrealtime record: cannot save %s: %s", self.config.output, self.describe(exc))
             return []
         if written:
-            log.info("= saved %s", ", ".join(written))
+            log.log(logging.DEBUG if checkpoint else logging.INFO, "= saved %s", ", ".join(written))
         return written
+
+
+def check_writable(output: str) -> None:
+    """Refuse (ConfigError) an output the recorder could not save to: found out at start, not
+    after the first session is lost."""
+    directory = os.path.dirname(os.path.abspath(output))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".mockrealtime-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the output cassette {output!r}: {exc.strerror or exc} ({directory})") from None
+    if os.path.isdir(output):
+        raise ConfigError(f"cannot write the output cassette {output!r}: it is a directory")
 
 
 RECORDER = web.AppKey("mockrealtime_recorder", RecorderState)
@@ -474,22 +501,32 @@ async def _on_shutdown(app: web.Application) -> None:
     await asyncio.gather(*(link.close_both(1001, SHUTDOWN_REASON) for link in links), return_exceptions=True)
 
 
+async def _checkpoints(state: RecorderState) -> None:
+    while True:
+        await asyncio.sleep(state.config.checkpoint_s)
+        if state.links:
+            state.save_quietly(checkpoint=True)
+
+
 async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
     state = app[RECORDER]
     timeout = aiohttp.ClientTimeout(total=None, connect=state.config.connect_timeout_s)
     state.http = aiohttp.ClientSession(timeout=timeout, middlewares=(_keep_refusal,), auto_decompress=True)
+    checkpoints = asyncio.get_running_loop().create_task(_checkpoints(state))
     try:
         yield
     finally:
+        checkpoints.cancel()
+        await asyncio.gather(checkpoints, return_exceptions=True)
         state.save_quietly()
+        state.recorder.close()
         await state.http.close()
 
 
 def make_record_app(config: RecordConfig, recorder: Recorder | None = None) -> web.Application:
     """The recorder: every path relays to the upstream, except ``GET /healthz``.
 
-    ``recorder`` lets a caller bring its own (``Recorder.from_cassette`` to add sessions to an
-    existing cassette); by default a new one named after ``config.output``.
+    ``recorder`` lets a caller bring its own; by default a new one named after ``config.output``.
     """
     _install_log_scrubbing()
     app = web.Application()

@@ -456,6 +456,7 @@ class RealtimeMock:
         )
         cm = recording_server(config)
         url, handle = self.server.run(cm.__aenter__())
+        handle.recorder.keep_client_frames = True  # for the journal, once parts are saved
         self._recording = (cm, handle)
         self._base = url
 
@@ -482,7 +483,7 @@ class RealtimeMock:
         if self._recording is None:
             return Journal()
         handle = self._recording[1]
-        recordings = self.server.call(lambda: [(r.index, list(r.frames)) for r in handle.recorder.recordings])
+        recordings = self.server.call(lambda: [(r.index, r.client_frames + r.frames) for r in handle.recorder.recordings])
         entries = []
         for index, frames in recordings:
             for direction, offset_ms, text in frames:
