@@ -33,10 +33,12 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-from jsonschema import Draft202012Validator, ValidationError, validators
-from referencing import Registry, Resource
+from typing import TYPE_CHECKING
 
 from mockrealtime.protocol.fastcheck import compile_schema
+
+if TYPE_CHECKING:  # jsonschema is imported only to explain a failure: it costs start-up time
+    from jsonschema import Draft202012Validator, ValidationError
 
 __all__ = ["CLIENT_EVENT_TYPES", "ClientEventValidator", "ProtocolError", "parse_client_frame"]
 
@@ -124,13 +126,12 @@ def _reject_constant(name: str) -> Any:
 class ClientEventValidator:
     """checks client events of one dialect ("ga" or "beta") the way the real API does."""
 
-    __slots__ = ("dialect", "_validators", "_fast")
+    __slots__ = ("dialect", "_fast")
 
     def __init__(self, dialect: str) -> None:
         if dialect not in _ORDERED_TYPES:
             raise ValueError(f"unknown dialect {dialect!r}: expected 'ga' or 'beta'")
         self.dialect = dialect
-        self._validators = _compiled(dialect)
         self._fast = _fast_checks(dialect)
 
     def validate(self, event: dict[str, Any]) -> ProtocolError | None:
@@ -143,15 +144,15 @@ class ClientEventValidator:
             return _invalid_type(("type",), "string", event_type)
         if event_type == "input_audio_buffer.append" and _is_plain_append(event):
             return None
-        validator = self._validators.get(event_type)
-        if validator is None:
+        fast = self._fast.get(event_type)
+        if fast is None:
             supported = _quote_list(_ORDERED_TYPES[self.dialect])
             return ProtocolError(
                 "invalid_value", f"Invalid value: '{event_type}'. Supported values are: {supported}.", "type"
             )
-        if self._fast[event_type](event):
+        if fast(event):
             return None  # valid: jsonschema runs only to explain a failure
-        return _first_error(validator.iter_errors(event), event)
+        return _first_error(_compiled(self.dialect)[event_type].iter_errors(event), event)
 
 
 _APPEND_KEYS = frozenset({"type", "audio", "event_id"})
@@ -167,30 +168,44 @@ def _is_plain_append(event: dict[str, Any]) -> bool:
 
 
 @cache
-def _compiled(dialect: str) -> dict[str, Draft202012Validator]:
-    """one validator per event type, built once; a missing schema file fails here, loudly."""
+def _shipped(dialect: str) -> dict[str, Any]:
+    """the shipped schema files of a dialect, by name; a missing one fails here, loudly."""
     folder = files("mockrealtime.protocol").joinpath("schemas", dialect)
     schemas = {
         entry.name.removesuffix(".json"): json.loads(entry.read_text(encoding="utf-8"))
         for entry in folder.iterdir()
         if entry.name.endswith(".json")
     }
-    registry: Registry = Registry().with_resources(
-        (schema["$id"], Resource.from_contents(schema)) for schema in schemas.values()
-    )
     missing = CLIENT_EVENT_TYPES[dialect] - schemas.keys()
     if missing:
         raise RuntimeError(f"no schema shipped for {dialect} client events: {sorted(missing)}")
+    return schemas
+
+
+@cache
+def _specialised(dialect: str) -> dict[str, Any]:
+    """one schema per event type, specialised (see below), built once."""
+    schemas = _shipped(dialect)
     defs = schemas["_defs"].get("$defs", {})
-    return {
-        name: _FastValidator(_specialise(schemas[name], defs), registry=registry)
-        for name in _ORDERED_TYPES[dialect]
-    }
+    return {name: _specialise(schemas[name], defs) for name in _ORDERED_TYPES[dialect]}
+
+
+@cache
+def _compiled(dialect: str) -> dict[str, Draft202012Validator]:
+    """one jsonschema validator per event type, built the first time a failure is explained."""
+    from jsonschema import Draft202012Validator, validators
+    from referencing import Registry, Resource
+
+    registry: Registry = Registry().with_resources(
+        (schema["$id"], Resource.from_contents(schema)) for schema in _shipped(dialect).values()
+    )
+    fast_validator = validators.extend(Draft202012Validator, {"x-dispatch": _dispatch})
+    return {name: fast_validator(schema, registry=registry) for name, schema in _specialised(dialect).items()}
 
 
 @cache
 def _fast_checks(dialect: str) -> dict[str, Callable[[Any], bool]]:
-    return {name: compile_schema(v.schema) for name, v in _compiled(dialect).items()}
+    return {name: compile_schema(schema) for name, schema in _specialised(dialect).items()}
 
 
 # -- compile-time specialisation ---------------------------------------------------------------------
@@ -254,7 +269,6 @@ def _dispatch(validator: Any, spec: dict[str, Any], instance: Any, schema: dict[
 
 
 _ABSENT = object()
-_FastValidator = validators.extend(Draft202012Validator, {"x-dispatch": _dispatch})
 
 
 # -- schema violations to API errors ---------------------------------------------------------------
