@@ -171,6 +171,10 @@ def write_atomic(path: str, blob: bytes) -> None:
         raise
 
 
+#: Wire text that the events of one sidecar may keep, in bytes (about 3 minutes of pcm16 audio).
+TEXT_CACHE_BYTES = 16 * 1024 * 1024
+
+
 class Sidecar:
     """A WAV file next to a cassette. Loading reads its header only; samples are read when sent.
 
@@ -178,12 +182,23 @@ class Sidecar:
     even if the file is replaced meanwhile (writers replace files, never rewrite them in place).
     """
 
-    __slots__ = ("path", "info", "_fd", "__weakref__")
+    __slots__ = ("path", "info", "cached_bytes", "_fd", "__weakref__")
 
     def __init__(self, path: str, info: WavInfo | None = None) -> None:
         self._fd: int | None = None
         self.path = path
         self.info = info if info is not None else read_wav_header(path)
+        #: Bytes of wire text built from this sidecar and kept by its events (see ``reserve``).
+        self.cached_bytes = 0
+
+    def reserve(self, n: int) -> bool:
+        """Whether an event may keep ``n`` more bytes of wire text built from this sidecar: up to
+        :data:`TEXT_CACHE_BYTES` per sidecar, so a short cassette's audio is encoded once and a long
+        call's memory stays bounded (past the budget, frames are built each time they are sent)."""
+        if self.cached_bytes + n > TEXT_CACHE_BYTES:
+            return False
+        self.cached_bytes += n
+        return True
 
     @property
     def format(self) -> AudioFormat:

@@ -24,9 +24,10 @@ saving never rewrites what is already saved. Loading merges the parts into their
 order; a part cut short by a crash (after the last ``...`` line) is left out.
 
 Invariants: a loaded cassette is immutable and shared by every connection that replays it; loading
-reads only the WAV headers of the sidecars, and audio is read from them each time an event is sent
-(client audio never: only its length matters); every server event has an ``event_id``
-(hand-written cassettes get deterministic ones); YAML is loaded as plain data, without aliases.
+reads only the WAV headers of the sidecars, and audio is read from them when an event is sent (its
+wire text kept up to a budget per sidecar; client audio is never read: only its length matters);
+every server event has an ``event_id`` (hand-written cassettes get deterministic ones); YAML is
+loaded as plain data, with alias expansion capped.
 """
 
 from __future__ import annotations

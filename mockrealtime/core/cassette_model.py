@@ -2,8 +2,9 @@
 :mod:`mockrealtime.core.cassette` and :mod:`mockrealtime.core.cassette_writer`.
 
 Invariants: a loaded cassette is immutable and shared by every connection that replays it (events
-are frozen; what they compute is cached on them); audio kept in a sidecar is read from it each
-time it is sent, never on load (client audio is never read at all: only its length matters).
+are frozen; what they compute is cached on them); audio kept in a sidecar is read from it when
+sent, never on load (client audio is never read at all: only its length matters), and its wire text
+is kept up to a budget per sidecar.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ class RecordedEvent:
 
     ``fields`` is the event as sent, except for audio kept in a sidecar (``audio`` is then its
     :class:`~mockrealtime.core.audio.AudioRef`, and ``fields`` holds everything but the payload).
-    Such an event's audio is read from the sidecar each time it is asked for, so replaying a long
-    call does not keep its audio in memory.
+    Such an event's audio is read from the sidecar when it is asked for; its wire text is kept
+    only up to a budget per sidecar, so replaying a long call does not keep all its audio in memory.
     """
 
     direction: Direction
@@ -37,6 +38,8 @@ class RecordedEvent:
     audio: _audio.AudioRef | None = None
     #: the wire text (inline events), or for sidecar audio the text with an empty payload
     _text: str | None = dataclasses.field(default=None, init=False, repr=False)
+    #: for sidecar audio: the whole wire text, once built, if the sidecar's text budget allowed it
+    _full: str | None = dataclasses.field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.type:
@@ -69,8 +72,14 @@ class RecordedEvent:
 
     @property
     def text(self) -> str:
-        """The event serialised as it goes on the wire; computed once, shared by all replays
-        (for sidecar audio, everything but the payload is)."""
+        """The event serialised as it goes on the wire; computed once, shared by all replays.
+
+        Sidecar audio is read and encoded when first sent and kept while the sidecar's budget
+        lasts (:meth:`~mockrealtime.core.audio.Sidecar.reserve`); past it, each time it is sent.
+        """
+        full = self._full
+        if full is not None:
+            return full
         text = self._text
         ref = self.audio
         if text is None:
@@ -80,7 +89,10 @@ class RecordedEvent:
         if ref is None:
             return text
         # the payload is the last field, so the text ends with its empty string: ..."delta":""}
-        return text[:-2] + base64.b64encode(ref.read()).decode("ascii") + text[-2:]
+        full = text[:-2] + base64.b64encode(ref.read()).decode("ascii") + text[-2:]
+        if ref.sidecar.reserve(len(full)):
+            object.__setattr__(self, "_full", full)
+        return full
 
     def get(self, key: str, default: Any = None) -> Any:
         """A top-level field, without reading sidecar audio unless the field is the audio."""
