@@ -27,6 +27,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -90,12 +91,46 @@ def run_recorder(upstream: str, output: str, port_queue: multiprocessing.Queue) 
     serve_forever(make_record_app(RecordConfig(upstream, output)), port_queue)
 
 
+def save_times(sessions: int, minutes: float = 0.5) -> list[float]:
+    """Milliseconds to save each of ``sessions`` finished sessions (a spoken exchange of ``minutes``
+    each, microphone streamed the whole time), one after another, into one cassette."""
+    from mockrealtime.core.recording import Recorder
+
+    mic = json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(os.urandom(960)).decode()})
+    answer = monologue(minutes / 2)
+    times = []
+    with tempfile.TemporaryDirectory(prefix="mockrealtime-save-") as tmp:
+        recorder = Recorder("saves")
+        for _ in range(sessions):
+            rec = recorder.open(0.0)
+            rec.server_text(CREATED, 1.0)
+            for i in range(int(minutes * 3000)):  # 20 ms chunks
+                rec.client_text(mic, 2.0 + i * 20)
+            for i, frame in enumerate(answer):
+                rec.server_text(frame, 5.0 + i * 50)
+            rec.end("client", 1000, "")
+            t0 = time.perf_counter()
+            recorder.save(os.path.join(tmp, "saves.yaml"))
+            times.append((time.perf_counter() - t0) * 1000)
+        recorder.close()
+    return times
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=5.0, help="length of the pushed spoken answer")
     parser.add_argument("--rounds", type=int, default=2000, help="request/answer round trips for latency")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (best push rate, pooled latencies)")
+    parser.add_argument("--sessions", type=int, default=100, help="sessions saved one after another for the save-time figure")
     args = parser.parse_args()
+
+    saves = save_times(args.sessions)
+    tenth = max(1, len(saves) // 10)
+    first, last = saves[:tenth], saves[-tenth:]
+    print(f"save time per finished session (30 s exchange, microphone streamed), {args.sessions} sessions into one cassette")
+    print(f"  first {tenth}: median {statistics.median(first):.1f} ms ({min(first):.1f}-{max(first):.1f})   "
+          f"last {tenth}: median {statistics.median(last):.1f} ms ({min(last):.1f}-{max(last):.1f})   "
+          f"ratio {statistics.median(last) / statistics.median(first):.2f}x (target: independent of the sessions before, ~1x)")
 
     tmp = tempfile.mkdtemp()
     ctx = multiprocessing.get_context("spawn")
