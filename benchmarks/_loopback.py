@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import os
 import time
 
 import aiohttp
@@ -26,7 +27,12 @@ def serve_forever(app: web.Application, port_queue: multiprocessing.Queue) -> No
         port_queue.put(runner.addresses[0][1])
         await asyncio.Event().wait()
 
-    asyncio.run(main())
+    if os.environ.get("MOCKREALTIME_BENCH_LOOP") == "uvloop":  # to compare event loops: both servers alike
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
 
 
 async def measure_push(url: str) -> tuple[float, int]:

@@ -16,6 +16,7 @@ reported as *cold* (mockrealtime builds a frame's text the first time it sends i
 as *warm*. Figures are medians (min-max) over the runs, and ratios are taken within a run. The
 cassettes live in a temporary folder removed at the end. Cassette load: benchmarks/load.py.
 Targets (issues #2, #14): push >= 0.8x bare cold and warm, p50 <= bare + 50 us, p99 <= 1.5x bare.
+``MOCKREALTIME_BENCH_LOOP=uvloop`` runs both servers on uvloop (``pip install uvloop``), to compare loops.
 """
 
 from __future__ import annotations
