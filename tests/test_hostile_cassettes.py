@@ -93,6 +93,28 @@ def test_a_malformed_wav_is_a_format_error_naming_the_sidecar(tmp_path, blob, me
     assert info.value.json_path == "$.sessions[0].events[1].audio.file"
 
 
+@pytest.mark.parametrize(
+    ("chunk_bytes", "where", "message"),
+    [("4 4.5", "chunk_bytes", "whole numbers separated by spaces"), ("4 x", "chunk_bytes", "does not match")],
+)
+def test_packed_numbers_that_are_not_numbers_are_a_format_error(tmp_path, chunk_bytes, where, message):
+    # "4 4.5" passed the schema and raised ValueError from int() before
+    (tmp_path / "a.wav").write_bytes(audio.wav_bytes(audio.PCM16, b"\x00" * 8))
+    (tmp_path / "c.yaml").write_text(audio_cassette("a.wav", chunk_bytes))
+    with pytest.raises(CassetteFormatError, match=message) as info:
+        load(str(tmp_path / "c.yaml"))
+    assert info.value.json_path == f"$.sessions[0].events[1].audio.{where}"
+
+
+def test_gaps_that_are_not_numbers_are_a_format_error():
+    text = one_server_event("{type: realtime}") + (
+        "  - at: 1\n    text: {type: response.output_text.delta, delta: ab, parts: '1 1', dt: '1..2'}\n"
+    )
+    with pytest.raises(CassetteFormatError, match="numbers of milliseconds separated by spaces") as info:
+        loads(text)
+    assert info.value.json_path == "$.sessions[0].events[1].text.dt"
+
+
 def test_chunks_past_the_end_of_the_audio_are_refused(tmp_path):
     (tmp_path / "a.wav").write_bytes(audio.wav_bytes(audio.PCM16, b"\x00" * 6))
     (tmp_path / "c.yaml").write_text(audio_cassette("a.wav"))

@@ -32,6 +32,7 @@ loaded as plain data, with alias expansion capped.
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import itertools
@@ -122,15 +123,20 @@ class _Builder:
             return self.alias(node, key)
         self.building.add(key)
         build = self.build
+        scalar, string = yaml.ScalarNode, _TAG + "str"
+        # strings inline (most of the nodes): a call per node was a fifth of a long call's load
         if cls is yaml.MappingNode and tag == _TAG + "map":
             out: Any = {}
             for k, v in node.value:
-                name = build(k)
-                if isinstance(name, (dict, list)) or k.tag == _TAG + "merge":
-                    raise _refuse("a mapping key must be a plain value (merge keys are not supported)", k)
-                out[name] = build(v)
+                if k.__class__ is scalar and k.tag == string:
+                    name = k.value
+                else:
+                    name = build(k)
+                    if isinstance(name, (dict, list)) or k.tag == _TAG + "merge":
+                        raise _refuse("a mapping key must be a plain value (merge keys are not supported)", k)
+                out[name] = v.value if v.__class__ is scalar and v.tag == string else build(v)
         elif cls is yaml.SequenceNode and tag == _TAG + "seq":
-            out = [build(v) for v in node.value]
+            out = [v.value if v.__class__ is scalar and v.tag == string else build(v) for v in node.value]
         else:
             raise _refuse(f"the tag {tag} is not plain data", node)
         self.building.discard(key)
@@ -252,8 +258,22 @@ def json_path(parts: Iterable[str | int]) -> str:
     return out
 
 
-def _ints(text: str | None) -> list[int]:
-    return [int(x) for x in text.split()] if text else []
+def _packed(text: str | None, convert: Callable[[str], int], path: str, where: tuple[str | int, ...], what: str) -> list[int]:
+    """Numbers packed in a string, each distinct word converted once (runs repeat a few values)."""
+    words = text.split() if text else []
+    try:
+        table = {w: convert(w) for w in set(words)}
+    except ValueError:
+        raise CassetteFormatError(path, json_path(where), f"{what} separated by spaces expected") from None
+    return list(map(table.__getitem__, words))
+
+
+def _ints(text: str | None, path: str, where: tuple[str | int, ...]) -> list[int]:
+    return _packed(text, int, path, where, "whole numbers")
+
+
+def _us(ms: str) -> int:
+    return round(float(ms) * 1000)
 
 
 def _event_ids(text: str | None, n: int) -> list[str | None]:
@@ -395,14 +415,11 @@ def _loads(text: str, path: str) -> Cassette:
     sidecars: dict[str, _audio.Sidecar] = {}
     sessions = []
     for s_index, raw in enumerate(doc["sessions"]):
-        core, runs = _expand(raw["events"], path, base, sidecars, ("sessions", s_index, "events"))
-        for i, ev in enumerate(core):
-            if ev.direction is Direction.SERVER and ev.get("event_id") is None:
-                # Hand-written cassettes may leave out server event ids; every client expects one.
-                core[i] = ev.with_event_id(_synthetic_event_id(name, s_index, i))
+        producers, runs = _prepare(raw["events"], path, base, sidecars, ("sessions", s_index, "events"))
         close = raw.get("close")
         ended = Close(close["by"], close.get("code"), close.get("reason"), close.get("error")) if close else None
-        sessions.append(Session(core, ended, runs=runs))
+        # everything is checked now; the events are built when the session is first used
+        sessions.append(Session(close=ended, runs=runs, build=functools.partial(_build, producers, name, s_index)))
     return Cassette(
         name=name,
         dialect=doc["dialect"],
@@ -424,44 +441,73 @@ def _leading_comment(text: str) -> str:
     return "\n".join(lines).strip()
 
 
-def _expand(
+Producer = Callable[[], Iterable[RecordedEvent]]
+
+
+def _prepare(
     entries: list[dict[str, Any]],
     path: str,
     base: str,
     sidecars: dict[str, _audio.Sidecar],
     where: tuple[str | int, ...],
-) -> tuple[list[RecordedEvent], tuple[ClientAudioRun, ...]]:
-    keyed: list[tuple[int, int, RecordedEvent]] = []
+) -> tuple[list[Producer], tuple[ClientAudioRun, ...]]:
+    """A session's entries checked, as producers of their events (in file order) and the
+    microphone runs (kept as numbers)."""
+    producers: list[Producer] = []
     runs: list[ClientAudioRun] = []
-    seq = 0
     for e_index, entry in enumerate(entries):
         at_us = round(entry["at"] * 1000)
         for kind in ("server", "client"):
             event = entry.get(kind)
             if event is not None:
-                keyed.append((at_us, seq, RecordedEvent.make(Direction(kind), at_us / 1000, event)))
-                seq += 1
+                producers.append(functools.partial(_plain, Direction(kind), at_us, event))
         run = entry.get("text")
         if run is not None:
-            for ev in _expand_text(run, at_us, path, (*where, e_index, "text")):
-                keyed.append((ev.offset_us, seq, ev))
-                seq += 1
+            producers.append(_text_run(run, at_us, path, (*where, e_index, "text")))
         run = entry.get("audio")
         if run is not None:
-            expanded = _expand_audio(run, at_us, path, base, sidecars, (*where, e_index, "audio"))
-            if isinstance(expanded, ClientAudioRun):
-                runs.append(expanded)
-                continue
-            for ev in expanded:
-                keyed.append((ev.offset_us, seq, ev))
-                seq += 1
-    keyed.sort()  # ties keep file order: seq is unique, so events are never compared
-    return [k[2] for k in keyed], tuple(runs)
+            prepared = _audio_run(run, at_us, path, base, sidecars, (*where, e_index, "audio"))
+            if isinstance(prepared, ClientAudioRun):
+                runs.append(prepared)
+            else:
+                producers.append(prepared)
+    return producers, tuple(runs)
+
+
+def _plain(direction: Direction, at_us: int, event: dict[str, Any]) -> list[RecordedEvent]:
+    return [RecordedEvent.make(direction, at_us / 1000, event)]
+
+
+def _build(producers: list[Producer], name: str, s_index: int) -> list[RecordedEvent]:
+    """A session's events (but the microphone runs) in wire order: by offset, ties in file order."""
+    was_enabled = gc.isenabled()
+    gc.disable()  # as for loads: tens of thousands of objects, no cycles
+    try:
+        return _build_events(producers, name, s_index)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _build_events(producers: list[Producer], name: str, s_index: int) -> list[RecordedEvent]:
+    keyed: list[tuple[int, int, RecordedEvent]] = []
+    seq = 0
+    for produce in producers:
+        for ev in produce():
+            keyed.append((ev.offset_us, seq, ev))
+            seq += 1
+    keyed.sort()  # seq is unique, so events are never compared
+    core = [k[2] for k in keyed]
+    for i, ev in enumerate(core):
+        if ev.direction is Direction.SERVER and ev.get("event_id") is None:
+            # Hand-written cassettes may leave out server event ids; every client expects one.
+            core[i] = ev.with_event_id(_synthetic_event_id(name, s_index, i))
+    return core
 
 
 def _offsets(run: dict[str, Any], at_us: int, n: int, path: str, where: tuple[str | int, ...]) -> list[int]:
     text = run.get("dt")
-    gaps = [round(float(g) * 1000) for g in text.split()] if text else [0] * (n - 1)
+    gaps = _packed(text, _us, path, (*where, "dt"), "numbers of milliseconds") if text else [0] * (n - 1)
     if len(gaps) != n - 1:
         raise CassetteFormatError(path, json_path((*where, "dt")), f"{len(gaps)} gaps for {n} events (need {n - 1})")
     return list(itertools.accumulate(gaps, initial=at_us))
@@ -472,12 +518,12 @@ def _check_ids(ids: list[str | None], n: int, path: str, where: tuple[str | int,
         raise CassetteFormatError(path, json_path((*where, "event_ids")), f"{len(ids)} event ids for {n} events")
 
 
-def _expand_text(run: dict[str, Any], at_us: int, path: str, where: tuple[str | int, ...]) -> Iterator[RecordedEvent]:
+def _text_run(run: dict[str, Any], at_us: int, path: str, where: tuple[str | int, ...]) -> Producer:
     etype = run["type"]
     if etype not in TEXT_DELTA_TYPES:
         raise CassetteFormatError(path, json_path((*where, "type")), f"{etype!r} is not a text delta event type")
     delta: str = run["delta"]
-    parts = _ints(run["parts"])
+    parts = _ints(run["parts"], path, (*where, "parts"))
     if sum(parts) != len(delta):
         raise CassetteFormatError(
             path, json_path((*where, "parts")), f"parts add up to {sum(parts)} characters but delta has {len(delta)}"
@@ -486,13 +532,17 @@ def _expand_text(run: dict[str, Any], at_us: int, path: str, where: tuple[str | 
     ids = _event_ids(run.get("event_ids"), n)
     _check_ids(ids, n, path, where)
     offsets = _offsets(run, at_us, n, path, where)
-    template = run.get("with") or {}
+    return functools.partial(_text_events, etype, delta, parts, ids, offsets, run.get("with") or {})
+
+
+def _text_events(etype: str, delta: str, parts: list[int], ids: list[str | None], offsets: list[int],
+                 template: dict[str, Any]) -> Iterator[RecordedEvent]:
     pos = 0
-    for i, size in enumerate(parts):
-        ev = _fields(etype, ids[i], template)
+    for size, event_id, t in zip(parts, ids, offsets):
+        ev = _fields(etype, event_id, template)
         ev["delta"] = delta[pos : pos + size]
         pos += size
-        yield RecordedEvent(Direction.SERVER, offsets[i], ev, type=etype)
+        yield RecordedEvent(Direction.SERVER, t, ev, type=etype)
 
 
 def _sidecar(file: str, path: str, base: str, sidecars: dict[str, _audio.Sidecar], where: tuple[str | int, ...]) -> _audio.Sidecar:
@@ -518,14 +568,14 @@ def _sidecar(file: str, path: str, base: str, sidecars: dict[str, _audio.Sidecar
     return sidecar
 
 
-def _expand_audio(
+def _audio_run(
     run: dict[str, Any],
     at_us: int,
     path: str,
     base: str,
     sidecars: dict[str, _audio.Sidecar],
     where: tuple[str | int, ...],
-) -> list[RecordedEvent] | ClientAudioRun:
+) -> Producer | ClientAudioRun:
     etype = run["type"]
     if etype not in AUDIO_DELTA_TYPES and etype != AUDIO_APPEND:
         raise CassetteFormatError(path, json_path((*where, "type")), f"{etype!r} is not an audio event type")
@@ -534,7 +584,7 @@ def _expand_audio(
     fmt = _audio.FORMATS[run["format"]]
     if sidecar.format is not fmt:
         raise CassetteFormatError(path, json_path((*where, "format")), f"{file} holds {sidecar.format.name}, not {fmt.name}")
-    chunks = _ints(run["chunk_bytes"])
+    chunks = _ints(run["chunk_bytes"], path, (*where, "chunk_bytes"))
     n = len(chunks)
     ids = _event_ids(run.get("event_ids"), n)
     _check_ids(ids, n, path, where)
@@ -546,9 +596,13 @@ def _expand_audio(
     template = run.get("with") or {}
     if etype == AUDIO_APPEND:
         return ClientAudioRun(offsets, chunks, sidecar, start, template, ids)
-    out, pos = [], start
+    return functools.partial(_audio_events, etype, sidecar, start, chunks, ids, offsets, template)
+
+
+def _audio_events(etype: str, sidecar: _audio.Sidecar, start: int, chunks: list[int], ids: list[str | None],
+                  offsets: list[int], template: dict[str, Any]) -> Iterator[RecordedEvent]:
+    pos = start
     for t, n_bytes, event_id in zip(offsets, chunks, ids):
         ref = _audio.AudioRef(sidecar, pos, n_bytes, "delta")
-        out.append(RecordedEvent(Direction.SERVER, t, _fields(etype, event_id, template), type=etype, audio_bytes=n_bytes, audio=ref))
+        yield RecordedEvent(Direction.SERVER, t, _fields(etype, event_id, template), type=etype, audio_bytes=n_bytes, audio=ref)
         pos += n_bytes
-    return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+from collections.abc import Callable
 from typing import Any
 
 from mockrealtime.core import audio as _audio
@@ -168,17 +169,32 @@ class Session:
     """One recorded connection: its events in wire order, and how it closed.
 
     ``core`` holds every event but the client appends kept in ``runs``; ``events`` is the whole,
-    merged by time (built on first use when there are runs).
+    merged by time (built on first use when there are runs). A loaded session is checked on load
+    and its events built by ``build`` the first time they are asked for, so a cassette costs the
+    building of only the sessions that are replayed.
     """
 
-    __slots__ = ("core", "runs", "close", "_events")
+    __slots__ = ("_core", "runs", "close", "_events", "_build")
 
     def __init__(self, events: list[RecordedEvent] | None = None, close: Close | None = None, *,
-                 runs: tuple[ClientAudioRun, ...] = ()) -> None:
-        self.core: list[RecordedEvent] = events if events is not None else []
+                 runs: tuple[ClientAudioRun, ...] = (), build: Callable[[], list[RecordedEvent]] | None = None) -> None:
+        self._core: list[RecordedEvent] | None = events if events is not None else None if build else []
+        self._build = build
         self.runs = runs
         self.close = close
-        self._events: list[RecordedEvent] | None = None if runs else self.core
+        self._events: list[RecordedEvent] | None = None if runs else self._core
+
+    @property
+    def core(self) -> list[RecordedEvent]:
+        core = self._core
+        if core is None:
+            build = self._build
+            # two threads may both build: the same events, the last kept
+            core = build() if build is not None else self._core
+            self._core, self._build = core, None
+            if not self.runs:
+                self._events = core
+        return core  # type: ignore[return-value]
 
     @property
     def events(self) -> list[RecordedEvent]:

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from mockrealtime.config import ServerConfig
+from mockrealtime.core.cassette import Cassette
 from mockrealtime.core.policy import connection_settings, expiry, presented_key, refusal
 from mockrealtime.errors import CassetteError, CassetteNotFoundError, ConfigError
 from mockrealtime.core.events import BETA, GA
@@ -50,7 +51,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     dialect = negotiate_dialect(request)
     try:
         # in a thread: a first load parses the file, and no cassette may hold up other connections
-        cassette = await asyncio.get_running_loop().run_in_executor(None, state.library.resolve, name, dialect)
+        cassette = await asyncio.get_running_loop().run_in_executor(None, _resolve, state, name, dialect)
     except CassetteNotFoundError as exc:
         return web.json_response(
             {"error": {"type": "invalid_request_error", "code": "cassette_not_found", "message": str(exc),
@@ -102,6 +103,13 @@ async def realtime(request: web.Request) -> web.StreamResponse:
                 report.id, len(engine.divergences), len(unplayed),
             )
     return ws
+
+
+def _resolve(state: MockState, name: str | None, dialect: str) -> Cassette:
+    cassette = state.library.resolve(name, dialect)
+    for session in cassette.sessions:
+        session.core  # noqa: B018 - a session's events are built on first use: here, not on the loop
+    return cassette
 
 
 async def _serve(
