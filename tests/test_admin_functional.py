@@ -238,7 +238,8 @@ async def test_divergences_and_unplayed_from_a_bare_websocket_client(server, adm
 
 async def test_reset_forgets_connections_and_rewinds_sessions(server, admin):
     await first_event(server, server.base_url("hello"))
-    await admin("GET", "/journal/wait?closed=true&timeout_s=5")
+    # the connection sent no event: wait for it to close, not for a journal entry (count=0)
+    assert (await admin("GET", "/journal/wait?closed=true&count=0&timeout_s=5"))[0] == 200
     assert len((await admin("GET", "/connections"))[1]["connections"]) == 1
     assert (await admin("POST", "/reset"))[1] == {"status": "ok"}
     assert (await admin("GET", "/connections"))[1]["connections"] == []
