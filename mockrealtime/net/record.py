@@ -24,222 +24,34 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import dataclasses
-import datetime
 import logging
-import os
 import re
 import socket
-import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
-from multidict import CIMultiDict
-from yarl import URL
 
-from mockrealtime import __version__
-from mockrealtime.core.cassette import cassette_name
-from mockrealtime.errors import ConfigError, SecretLeftError
 from mockrealtime.core.events import Direction
 from mockrealtime.core.recording import Recorder, SessionRecording
-from mockrealtime.core.redaction import KEY_SUBPROTOCOL, REDACTED, SECRET_PATTERNS, TRANSPORT_HEADERS, Redactor, redact_query
+from mockrealtime.core.redaction import KEY_SUBPROTOCOL, REDACTED, SECRET_PATTERNS, redact_query
+from mockrealtime.net.record_config import OPENAI_REALTIME_URL, RecordConfig
+from mockrealtime.net.record_state import RECORDER, RecorderState
+
+__all__ = [
+    "FAULT_REASON", "LOST_REASON", "OPENAI_REALTIME_URL", "RECORDER", "SHUTDOWN_REASON", "RecordConfig", "RecorderState",
+    "RecordingHandle", "bind_socket", "make_record_app", "recording_server",
+]
 
 log = logging.getLogger("mockrealtime.record")
 
-OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
 SHUTDOWN_REASON = "mockrealtime: recorder shutting down"
 LOST_REASON = "mockrealtime: upstream connection lost"
 FAULT_REASON = "mockrealtime: recorder error"
 #: Close codes a close frame may carry (1005, 1006 and 1015 only describe what happened).
 _SENDABLE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
-_ENV_PREFIX = "MOCKREALTIME_"
 
-
-@dataclasses.dataclass(frozen=True)
-class RecordConfig:
-    #: ws:// or wss:// URL of the Realtime API. With a path, every connection goes to that path;
-    #: with none (``wss://myresource.openai.azure.com``), the client's own path passes through.
-    upstream: str
-    #: The cassette to write (``NAME.yaml``); several connections become its sessions, in order.
-    output: str
-    #: When set, the recorder authenticates upstream with this key instead of the client's
-    #: credentials (as ``api-key`` if the client sent one, else ``Authorization: Bearer``), and the
-    #: recording is scanned for it. None: the client's own credentials pass through.
-    api_key: str | None = None
-    #: Extra JSON paths to blank in every event (``session.instructions``), or in one event type
-    #: (``conversation.item.create:item.content[*].text``).
-    redact_paths: tuple[str, ...] = ()
-    #: Extra regexes; every match in any string of any event becomes ``<redacted>``.
-    redact_patterns: tuple[str, ...] = ()
-    host: str = "127.0.0.1"
-    port: int = 0
-    #: Time allowed for the upstream TCP/TLS connection and WebSocket upgrade.
-    connect_timeout_s: float = 30.0
-    #: Time allowed for each side to answer a close frame.
-    close_timeout_s: float = 5.0
-    #: Seconds between checkpoints of open sessions: at most this much is lost to a crash.
-    checkpoint_s: float = 2.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "redact_paths", tuple(self.redact_paths))
-        object.__setattr__(self, "redact_patterns", tuple(self.redact_patterns))
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> RecordConfig:
-        """Defaults, then ``MOCKREALTIME_UPSTREAM`` / ``_OUTPUT`` / ``_HOST`` / ``_PORT`` /
-        ``_CHECKPOINT_S``, then ``overrides`` that are not None (flags)."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {"upstream": OPENAI_REALTIME_URL}
-        kinds: dict[str, Any] = {"port": int, "checkpoint_s": float}
-        for name in ("upstream", "output", "host", "port", "checkpoint_s"):
-            raw = environ.get(_ENV_PREFIX + name.upper())
-            if raw:
-                kind = kinds.get(name, str)
-                try:
-                    values[name] = kind(raw)
-                except ValueError:
-                    raise ConfigError(f"{_ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}") from None
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        if "output" not in values:
-            raise ConfigError("record mode needs an output cassette (--output PATH)")
-        config = cls(**values)
-        config.check()
-        return config
-
-    def check(self) -> None:
-        url = URL(self.upstream)
-        if url.scheme not in ("ws", "wss") or not url.host:
-            raise ConfigError(f"the upstream must be a ws:// or wss:// URL, not {_url_label(self.upstream)!r}")
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"port {self.port} is out of range")
-        if not self.output.endswith((".yaml", ".yml")):
-            raise ConfigError(f"the output cassette must be a .yaml file, not {self.output!r}")
-        if not self.checkpoint_s > 0:
-            raise ConfigError(f"the checkpoint interval must be a positive number of seconds, not {self.checkpoint_s!r}")
-        Redactor(self.redact_paths, self.redact_patterns)  # raises ConfigError for a bad rule
-
-
-def _url_label(url: str) -> str:
-    """A URL as it may be logged: no query string, no userinfo."""
-    u = URL(url)
-    try:
-        return str(u.with_query(None).with_fragment(None).with_user(None).with_password(None))
-    except (ValueError, TypeError):
-        return "(unparsable URL)"
-
-
-class RecorderState:
-    """Per-app state: the recorder, the upstream session, the live links, what was saved."""
-
-    def __init__(self, config: RecordConfig, recorder: Recorder | None = None) -> None:
-        config.check()
-        check_writable(config.output)
-        self.config = config
-        self.upstream = URL(config.upstream)
-        self.upstream_label = _url_label(config.upstream)
-        self.fixed_path = self.upstream.path not in ("", "/")
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        self.recorder = recorder or Recorder(
-            cassette_name(config.output),
-            redactor=Redactor(config.redact_paths, config.redact_patterns),
-            description=f"Recorded by mockrealtime {__version__} (mockrealtime record) from {self.upstream_label}, {stamp}.",
-        )
-        self.recorder.add_secret(config.api_key)
-        for var in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"):  # scanned for if the environment has them
-            self.recorder.add_secret(os.environ.get(var))
-        self.http: aiohttp.ClientSession | None = None
-        self.links: set[_Link] = set()
-        self.saved_paths: list[str] = []
-        self.errors: list[Exception] = []
-        self.last_error: Exception | None = None
-        self.connections = 0
-
-    def upstream_url(self, request: web.Request) -> URL:
-        url = self.upstream if self.fixed_path else self.upstream.with_path(request.rel_url.raw_path, encoded=True)
-        query = dict(self.upstream.query)
-        query.update(request.query)
-        return url.with_query(query)
-
-    def forward_headers(self, headers: Mapping[str, str]) -> CIMultiDict[str]:
-        out: CIMultiDict[str] = CIMultiDict()
-        for name, value in headers.items():
-            if name.lower() not in TRANSPORT_HEADERS:
-                out.add(name, value)
-        key = self.config.api_key
-        if key:
-            azure = "api-key" in out
-            out.popall("Authorization", None)
-            out.popall("api-key", None)
-            if azure:
-                out["api-key"] = key
-            else:
-                out["Authorization"] = f"Bearer {key}"
-        return out
-
-    def forward_protocols(self, offered: list[str]) -> list[str]:
-        key = self.config.api_key
-        if not key:
-            return offered
-        return [KEY_SUBPROTOCOL + key if p.startswith(KEY_SUBPROTOCOL) else p for p in offered]
-
-    def describe(self, exc: BaseException) -> str:
-        """An exception as it may be logged or saved: query strings and credentials removed."""
-        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        text = re.sub(r"\?[^\s'\"]*", "?" + REDACTED, text)
-        for secret in sorted(self.recorder.known_secrets, key=len, reverse=True):
-            if len(secret) >= 4:
-                text = text.replace(secret, REDACTED)
-        return self.recorder.redactor.scrub_text(text)
-
-    def save(self) -> list[str]:
-        """Save now (checked); raises SecretLeftError and I/O errors."""
-        if not self.recorder.dialects:
-            return []
-        written = self.recorder.save(self.config.output)
-        for path in written:
-            if path not in self.saved_paths:
-                self.saved_paths.append(path)
-        if not isinstance(self.last_error, SecretLeftError):
-            self.last_error = None  # what failed to write was kept and is saved now; a refused session is lost
-        return written
-
-    def save_quietly(self, checkpoint: bool = False) -> list[str]:
-        """Save now; a failure is logged and kept (``errors``, ``last_error``), never raised."""
-        try:
-            written = self.save()
-        except SecretLeftError as exc:
-            self.errors.append(exc)
-            self.last_error = exc
-            log.error("mockrealtime record: %s", exc)
-            return []
-        except Exception as exc:  # a recorder must outlive a failed save (disk full, a bug)
-            self.errors.append(exc)
-            self.last_error = exc
-            log.error("mockrealtime record: cannot save %s: %s", self.config.output, self.describe(exc))
-            return []
-        if written:
-            log.log(logging.DEBUG if checkpoint else logging.INFO, "= saved %s", ", ".join(written))
-        return written
-
-
-def check_writable(output: str) -> None:
-    """Refuse (ConfigError) an output the recorder could not save to: found out at start, not
-    after the first session is lost."""
-    directory = os.path.dirname(os.path.abspath(output))
-    try:
-        os.makedirs(directory, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=directory, prefix=".mockrealtime-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ConfigError(f"cannot write the output cassette {output!r}: {exc.strerror or exc} ({directory})") from None
-    if os.path.isdir(output):
-        raise ConfigError(f"cannot write the output cassette {output!r}: it is a directory")
-
-
-RECORDER = web.AppKey("mockrealtime_recorder", RecorderState)
 
 #: Filled by the client middleware when the upstream answers the upgrade with an HTTP error, so
 #: its status, content type and body can be relayed (WSServerHandshakeError keeps no body).
