@@ -73,7 +73,7 @@ class _Builder:
         if cls is yaml.ScalarNode:
             if tag == _TAG + "str":
                 return node.value
-            return self.scalar(node, tag)
+            return self.scalar(node, tag)  # type: ignore[arg-type]
         key = id(node)
         if key in self.done or key in self.building:
             return self.alias(node, key)
@@ -108,7 +108,7 @@ class _Builder:
         return self.done[key]
 
     @staticmethod
-    def scalar(node: yaml.Node, tag: str) -> Any:
+    def scalar(node: yaml.ScalarNode, tag: str) -> Any:
         value = node.value
         kind = tag[len(_TAG):] if tag.startswith(_TAG) else tag
         if kind == "int":
