@@ -3,6 +3,7 @@ never with a traceback from deep inside, a hang, or memory blown up (issue #13, 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import struct
@@ -188,15 +189,20 @@ async def test_a_cassette_is_loaded_off_the_event_loop(tmp_path, monkeypatch):
     assert loaded_in and threading.get_ident() not in loaded_in
 
 
-def test_encoded_audio_is_kept_only_up_to_a_budget_per_sidecar(tmp_path, monkeypatch):
+def test_encoded_audio_is_kept_only_up_to_a_budget(tmp_path, monkeypatch):
     (tmp_path / "a.wav").write_bytes(audio.wav_bytes(audio.PCM16, bytes(range(8))))
     (tmp_path / "c.yaml").write_text(audio_cassette("a.wav"))
     first, second = load(str(tmp_path / "c.yaml")).sessions[0].events[1:]
     reads: list[int] = []
     real_pread = os.pread
     monkeypatch.setattr(os, "pread", lambda fd, n, at: reads.append(at) or real_pread(fd, n, at))
-    monkeypatch.setattr(audio, "TEXT_CACHE_BYTES", 10)  # no room for a frame: built each time it is sent
+    monkeypatch.setattr(audio, "TEXT_CACHE_BYTES", audio._text_cached + 10)  # no room: built each time it is sent
     assert first.text == first.text and len(reads) == 2
-    monkeypatch.setattr(audio, "TEXT_CACHE_BYTES", 10_000)  # room: read and encoded once, then kept
+    monkeypatch.setattr(audio, "TEXT_CACHE_BYTES", audio._text_cached + 10_000)  # room: read and encoded once, then kept
     assert second.text == second.text and len(reads) == 3
     assert first.text and len(reads) == 4 and first.audio.sidecar.cached_bytes == 2 * len(second.text)
+    kept, held = 2 * len(second.text), audio._text_cached
+    _cassette.forget(str(tmp_path / "c.yaml"))
+    del first, second
+    gc.collect()  # the cassette is gone, and what its frames held is given back
+    assert audio._text_cached == held - kept

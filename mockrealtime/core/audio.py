@@ -171,8 +171,11 @@ def write_atomic(path: str, blob: bytes) -> None:
         raise
 
 
-#: Wire text that the events of one sidecar may keep, in bytes (about 3 minutes of pcm16 audio).
-TEXT_CACHE_BYTES = 16 * 1024 * 1024
+#: Wire text that events with sidecar audio may keep, in bytes, all cassettes of the process
+#: together (about 23 minutes of pcm16 speech): a replay encodes each frame once, and the audio
+#: of long calls beyond it is encoded each time it is sent instead of held in memory.
+TEXT_CACHE_BYTES = 128 * 1024 * 1024
+_text_cached = 0  # bytes held now, by the sidecars alive
 
 
 class Sidecar:
@@ -192,11 +195,12 @@ class Sidecar:
         self.cached_bytes = 0
 
     def reserve(self, n: int) -> bool:
-        """Whether an event may keep ``n`` more bytes of wire text built from this sidecar: up to
-        :data:`TEXT_CACHE_BYTES` per sidecar, so a short cassette's audio is encoded once and a long
-        call's memory stays bounded (past the budget, frames are built each time they are sent)."""
-        if self.cached_bytes + n > TEXT_CACHE_BYTES:
+        """Whether an event may keep ``n`` more bytes of wire text built from this sidecar (see
+        :data:`TEXT_CACHE_BYTES`); given back when the sidecar goes (its cassette was dropped)."""
+        global _text_cached
+        if _text_cached + n > TEXT_CACHE_BYTES:
             return False
+        _text_cached += n
         self.cached_bytes += n
         return True
 
@@ -221,6 +225,8 @@ class Sidecar:
         return data
 
     def __del__(self) -> None:
+        global _text_cached
+        _text_cached -= getattr(self, "cached_bytes", 0)
         if self._fd is not None:
             try:
                 os.close(self._fd)

@@ -25,7 +25,7 @@ order; a part cut short by a crash (after the last ``...`` line) is left out.
 
 Invariants: a loaded cassette is immutable and shared by every connection that replays it; loading
 reads only the WAV headers of the sidecars, and audio is read from them when an event is sent (its
-wire text kept up to a budget per sidecar; client audio is never read: only its length matters);
+wire text kept up to a process-wide budget; client audio is never read: only its length matters);
 every server event has an ``event_id`` (hand-written cassettes get deterministic ones); YAML is
 loaded as plain data, with alias expansion capped.
 """

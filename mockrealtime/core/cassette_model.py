@@ -4,7 +4,7 @@
 Invariants: a loaded cassette is immutable and shared by every connection that replays it (events
 are frozen; what they compute is cached on them); audio kept in a sidecar is read from it when
 sent, never on load (client audio is never read at all: only its length matters), and its wire text
-is kept up to a budget per sidecar.
+is kept up to a process-wide budget (:data:`~mockrealtime.core.audio.TEXT_CACHE_BYTES`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class RecordedEvent:
     ``fields`` is the event as sent, except for audio kept in a sidecar (``audio`` is then its
     :class:`~mockrealtime.core.audio.AudioRef`, and ``fields`` holds everything but the payload).
     Such an event's audio is read from the sidecar when it is asked for; its wire text is kept
-    only up to a budget per sidecar, so replaying a long call does not keep all its audio in memory.
+    only up to a process-wide budget, so replaying a long call does not keep all its audio in memory.
     """
 
     direction: Direction
@@ -39,7 +39,7 @@ class RecordedEvent:
     audio: _audio.AudioRef | None = None
     #: the wire text (inline events), or for sidecar audio the text with an empty payload
     _text: str | None = dataclasses.field(default=None, init=False, repr=False)
-    #: for sidecar audio: the whole wire text, once built, if the sidecar's text budget allowed it
+    #: for sidecar audio: the whole wire text, once built, if the budget allowed it
     _full: str | None = dataclasses.field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -75,7 +75,7 @@ class RecordedEvent:
     def text(self) -> str:
         """The event serialised as it goes on the wire; computed once, shared by all replays.
 
-        Sidecar audio is read and encoded when first sent and kept while the sidecar's budget
+        Sidecar audio is read and encoded when first sent and kept while the budget
         lasts (:meth:`~mockrealtime.core.audio.Sidecar.reserve`); past it, each time it is sent.
         """
         full = self._full
