@@ -12,6 +12,7 @@ from mockrealtime.core import cassette as _cassette
 from mockrealtime.core.cassette import Cassette, Close, RecordedEvent, Session
 from mockrealtime.errors import CassetteError, ConfigError, SecretLeftError
 from mockrealtime.core.events import Direction
+from mockrealtime.core.library import CassetteLibrary
 from mockrealtime.core.recording import Recorder, negotiate_dialect
 from mockrealtime.core.redaction import (
     REDACTED,
@@ -375,3 +376,15 @@ def test_a_session_still_deciding_its_dialect_waits_for_the_server(tmp_path):
     rec.server_text(GA_CREATED, 2)  # the server says GA
     recorder.save(str(tmp_path / "wait.yaml"))
     assert _cassette.load(str(tmp_path / "wait.yaml")).dialect == "ga"
+
+
+def test_a_file_keeps_the_dialect_it_was_started_with(tmp_path):
+    recorder = Recorder("flip")
+    record_hello(recorder, headers={"OpenAI-Beta": "realtime=v1"}, created=BETA_CREATED).end("client", 1000, "")
+    recorder.save(str(tmp_path / "flip.yaml"))  # beta first: it takes the output
+    record_hello(recorder).end("client", 1000, "")
+    recorder.save(str(tmp_path / "flip.yaml"))
+    assert _cassette.load(str(tmp_path / "flip.yaml")).dialect == "beta"
+    ga = _cassette.load(str(tmp_path / "flip.ga.yaml"))
+    assert (ga.name, ga.dialect, len(ga.sessions)) == ("flip", "ga", 1)
+    assert CassetteLibrary(str(tmp_path)).available() == [{"name": "flip", "dialects": ["beta", "ga"]}]
