@@ -122,15 +122,12 @@ def audio_formats(events: list[RecordedEvent]) -> Iterator[Problem]:
             i, o = _audio.session_formats(ev.event.get("session") or {})
             fmt_in, fmt_out = i or fmt_in, o or fmt_out
             continue
-        lazy = ev._lazy
-        if lazy is None or (ev.type not in AUDIO_DELTA_TYPES and ev.type != AUDIO_APPEND):
+        ref = ev.audio
+        if ref is None or (ev.type not in AUDIO_DELTA_TYPES and ev.type != AUDIO_APPEND):
             continue
-        sidecar = lazy[0]
+        sidecar = ref.sidecar
         expected = fmt_out if ev.direction is Direction.SERVER else fmt_in
-        try:
-            actual = sidecar.format
-        except ValueError:
-            continue  # the loader reports unreadable sidecars
+        actual = sidecar.format  # read with the header, at load
         if actual is not expected and sidecar.path not in reported:
             reported.add(sidecar.path)
             side = "output" if ev.direction is Direction.SERVER else "input"
