@@ -1,6 +1,6 @@
 """What recording costs: the recorder against a direct connection to the same upstream, as ratios.
 
-    python benchmarks/record.py [--minutes 5] [--rounds 2000] [--repeat 3]
+    python benchmarks/record.py [--minutes 5] [--rounds 2000] [--repeat 3] [--sessions 100] [--long-minutes 10]
 
 Two figures:
 
@@ -11,6 +11,11 @@ Two figures:
 * relay throughput: one client event makes the upstream push a long spoken answer (100 ms audio
   deltas + transcript deltas, pre-serialised); frames/s the client receives directly from the bare
   upstream and through the recorder.
+
+And two figures of the recorder core alone (no sockets): the time to save each of ``--sessions``
+finished sessions into one cassette, first tenth against last tenth (saving appends, so it should
+not grow with the sessions before), and the memory of one ``--long-minutes`` call recorded with a
+checkpoint every 2 s (frames are forgotten once saved, so it should stay flat).
 
 The upstream is a bare aiohttp server; it and the recorder each run in their own process on
 loopback, so neither shares the client's event loop. The recorder records everything for real
@@ -116,12 +121,53 @@ def save_times(sessions: int, minutes: float = 0.5) -> list[float]:
     return times
 
 
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def long_call_memory(minutes: float, checkpoint_s: float = 2.0) -> list[tuple[float, float]]:
+    """RSS (MiB over the start) while one session of ``minutes`` is recorded and checkpointed
+    every ``checkpoint_s`` of its clock: [(minute, MiB)], once a minute."""
+    from mockrealtime.core.recording import Recorder
+
+    mic = json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(os.urandom(960)).decode()})
+    answer = monologue(checkpoint_s / 60 / 2)  # the assistant speaks half the time
+    out = []
+    with tempfile.TemporaryDirectory(prefix="mockrealtime-long-") as tmp:
+        recorder = Recorder("long")
+        rec = recorder.open(0.0)
+        rec.server_text(CREATED, 1.0)
+        start = rss_mib()
+        t = 2.0
+        steps = int(minutes * 60 / checkpoint_s)
+        per_minute = int(60 / checkpoint_s)
+        for step in range(1, steps + 1):
+            for i in range(int(checkpoint_s * 50)):  # 20 ms microphone chunks
+                rec.client_text(mic, t + i * 20)
+            if step % 2:
+                for i, frame in enumerate(answer):
+                    rec.server_text(frame, t + i * 50)
+            t += checkpoint_s * 1000
+            recorder.save(os.path.join(tmp, "long.yaml"))
+            if step % per_minute == 0:
+                out.append((step / per_minute, rss_mib() - start))
+        rec.end("client", 1000, "")
+        recorder.save(os.path.join(tmp, "long.yaml"))
+        recorder.close()
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=5.0, help="length of the pushed spoken answer")
     parser.add_argument("--rounds", type=int, default=2000, help="request/answer round trips for latency")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (best push rate, pooled latencies)")
     parser.add_argument("--sessions", type=int, default=100, help="sessions saved one after another for the save-time figure")
+    parser.add_argument("--long-minutes", type=float, default=10.0, help="length of the call recorded for the memory figure")
     args = parser.parse_args()
 
     saves = save_times(args.sessions)
@@ -131,6 +177,10 @@ def main() -> int:
     print(f"  first {tenth}: median {statistics.median(first):.1f} ms ({min(first):.1f}-{max(first):.1f})   "
           f"last {tenth}: median {statistics.median(last):.1f} ms ({min(last):.1f}-{max(last):.1f})   "
           f"ratio {statistics.median(last) / statistics.median(first):.2f}x (target: independent of the sessions before, ~1x)")
+
+    grown = long_call_memory(args.long_minutes)
+    print(f"recorder memory during one {args.long_minutes:g}-minute call, saved every 2 s (RSS over the start): "
+          + ", ".join(f"{m:g} min +{mib:.1f} MiB" for m, mib in grown[:: max(1, len(grown) // 5)]))
 
     tmp = tempfile.mkdtemp()
     ctx = multiprocessing.get_context("spawn")
