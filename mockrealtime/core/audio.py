@@ -171,6 +171,22 @@ def write_atomic(path: str, blob: bytes) -> None:
         raise
 
 
+def pread(fd: int, n: int, at: int) -> bytes:
+    """``n`` bytes at ``at`` without moving the file position (where the OS offers it: not Windows)."""
+    if hasattr(os, "pread"):
+        return os.pread(fd, n, at)
+    os.lseek(fd, at, os.SEEK_SET)  # one thread reads a sidecar at a time
+    return os.read(fd, n)
+
+
+def pwrite(fd: int, data: bytes | memoryview, at: int) -> int:
+    """Write at ``at``; returns the bytes written (see :func:`pread`)."""
+    if hasattr(os, "pwrite"):
+        return os.pwrite(fd, data, at)
+    os.lseek(fd, at, os.SEEK_SET)
+    return os.write(fd, data)
+
+
 #: Wire text that events with sidecar audio may keep, in bytes, all cassettes of the process
 #: together (about 23 minutes of pcm16 speech): a replay encodes each frame once, and the audio
 #: of long calls beyond it is encoded each time it is sent instead of held in memory.
@@ -218,8 +234,8 @@ class Sidecar:
         if offset < 0 or offset + length > self.info.data_length:
             raise ValueError(f"{self.path}: bytes {offset}-{offset + length} are outside its {self.info.data_length} bytes of audio")
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        data = os.pread(self._fd, length, self.info.data_offset + offset)
+            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+        data = pread(self._fd, length, self.info.data_offset + offset)
         if len(data) != length:
             raise ValueError(f"{self.path}: the file was cut short while in use")
         return data

@@ -50,7 +50,8 @@ class _StreamedWav:
             os.unlink(path)  # a new file: a reader may still hold the old one open
         except FileNotFoundError:
             pass
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+        self.fd = os.open(path, flags, 0o666)
         os.write(self.fd, header)
 
     def append(self, pieces: list[bytes]) -> None:
@@ -58,7 +59,7 @@ class _StreamedWav:
         view = memoryview(blob)
         at = self._header_len + self.size
         while view:
-            n = os.pwrite(self.fd, view, at)
+            n = _audio.pwrite(self.fd, view, at)
             view, at = view[n:], at + n
         self.size += len(blob)
 
@@ -66,13 +67,13 @@ class _StreamedWav:
         """Samples to disk first, then the header that counts them."""
         os.fsync(self.fd)
         body = self._header_len - 8 + self.size + (self.size % 2)
-        os.pwrite(self.fd, struct.pack("<I", body), 4)
-        os.pwrite(self.fd, struct.pack("<I", self.size), self._header_len - 4)
+        _audio.pwrite(self.fd, struct.pack("<I", body), 4)
+        _audio.pwrite(self.fd, struct.pack("<I", self.size), self._header_len - 4)
         os.fsync(self.fd)
 
     def close(self) -> None:
         if self.size % 2:  # RIFF chunks are word-aligned; the header already counts the pad byte
-            os.pwrite(self.fd, b"\x00", self._header_len + self.size)
+            _audio.pwrite(self.fd, b"\x00", self._header_len + self.size)
         os.close(self.fd)
 
 
@@ -194,7 +195,7 @@ class AppendingCassette:
             self.size = len(blob)
             return self.path
         blob = text.encode("utf-8")
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
         try:
             view = memoryview(blob)
             while view:
