@@ -4,7 +4,8 @@
 
 Two figures: loading the bundled three-minute phone call from disk with the cache cleared (median),
 and compiling its scenario (what `serve` does once for a scenario file it meets; median). Both are
-times on this machine, so read them next to replay.py's load figure from the same run.
+times on this machine, so read them next to load.py's figures from the same run (the load here includes
+building the session's events, which load.py reports apart).
 """
 
 from __future__ import annotations
