@@ -206,3 +206,14 @@ def test_encoded_audio_is_kept_only_up_to_a_budget(tmp_path, monkeypatch):
     del first, second
     gc.collect()  # the cassette is gone, and what its frames held is given back
     assert audio._text_cached == held - kept
+
+
+def test_a_scenario_file_with_an_alias_bomb_is_refused_too(tmp_path):
+    # a scenario stands wherever a cassette does (the library compiles it on load)
+    from mockrealtime.errors import ScenarioError
+    from mockrealtime.scenario.files import load_scenario
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text("scenario: 1\ndialects: [ga]\nsteps:\n- say: " + alias_bomb(6) + "\n")
+    with pytest.raises(ScenarioError, match="aliases expand to more than"):
+        load_scenario(str(path))

@@ -17,7 +17,7 @@ import tempfile
 
 import yaml
 
-from mockrealtime.core.cassette import _leading_comment, cassette_name
+from mockrealtime.core.cassette import CassetteLoader, _leading_comment, cassette_name
 from mockrealtime.core.cassette_writer import save
 from mockrealtime.errors import ScenarioError
 from mockrealtime.scenario import model as m
@@ -53,9 +53,12 @@ def load_scenario(path: str) -> m.Scenario:
     except OSError as exc:
         raise ScenarioError(path, "$", f"cannot read: {exc.strerror}") from None
     try:
-        doc = yaml.safe_load(text)
+        # plain data with alias expansion capped, as for cassettes: a scenario stands where one does
+        doc = yaml.load(text, Loader=CassetteLoader)
     except yaml.YAMLError as exc:
         raise ScenarioError(path, "$", f"not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ScenarioError(path, "$", "not valid YAML: nested too deeply") from None
     return m.from_document(doc, name=scenario_name(path), path=path, description=_leading_comment(text),
                            base_dir=os.path.dirname(os.path.abspath(path)))
 
