@@ -72,7 +72,7 @@ def _record(args: argparse.Namespace) -> int:
     else:
         print("mockrealtime record: no connection was recorded, nothing written", flush=True)
     if state.last_error is not None:
-        print(f"mockrealtime record: the last save failed: {state.last_error}", file=sys.stderr, flush=True)
+        print(f"mockrealtime record: a save failed, and what it held is not in the cassette: {state.last_error}", file=sys.stderr, flush=True)
         return 1
     return 0
 

@@ -393,8 +393,9 @@ class recording_server:  # noqa: N801 - used like a function: ``async with recor
             ...
         handle.saved_paths
 
-    Leaving closes open connections (recorded as ended by the recorder, 1001) and saves; if that
-    last save failed (a secret left), the error is raised unless the block itself raised.
+    Leaving closes open connections (recorded as ended by the recorder, 1001) and saves; if a
+    session was refused for a secret left in it, or the last save failed, the error is raised
+    unless the block itself raised.
     """
 
     def __init__(self, config: RecordConfig, recorder: Recorder | None = None) -> None:
