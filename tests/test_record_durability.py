@@ -8,12 +8,14 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 
 import aiohttp
 import pytest
 
 from mockrealtime.cli import main
 from mockrealtime.core import cassette as _cassette
+from mockrealtime.core.cassette_appender import AppendingCassette
 from mockrealtime.core.events import Direction
 from mockrealtime.core.library import CassetteLibrary
 from mockrealtime.errors import CassetteError, ConfigError
@@ -56,7 +58,10 @@ def test_an_output_it_cannot_write_stops_the_recorder_at_start(tmp_path, capsys)
     assert not any(name.startswith(".mockrealtime-probe") for name in os.listdir(tmp_path))
 
 
-async def test_open_sessions_are_checkpointed_and_leave_memory(start_server, tmp_path):
+async def test_open_sessions_are_checkpointed_and_leave_memory(start_server, tmp_path, monkeypatch):
+    writers: set[int] = set()
+    real_append = AppendingCassette.append
+    monkeypatch.setattr(AppendingCassette, "append", lambda *a: writers.add(threading.get_ident()) or real_append(*a))
     upstream = await start_server()
     out = tmp_path / "open.yaml"
     config = RecordConfig(f"{upstream.ws_url}/c/hello/v1/realtime", str(out), checkpoint_s=0.05)
@@ -71,6 +76,7 @@ async def test_open_sessions_are_checkpointed_and_leave_memory(start_server, tmp
             assert rec.open and rec.frames == []
     session = _cassette.load(str(out)).sessions[0]
     assert session.close is not None and session.close.by == "client"
+    assert writers and threading.get_ident() not in writers  # written in a worker: the loop keeps relaying
     assert out.read_text().count("\nsession: 0\n") >= 2  # the open part, then the close in a part of its own
 
 

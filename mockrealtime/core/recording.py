@@ -49,6 +49,9 @@ from mockrealtime.core.redaction import Redactor, credentials, redact_headers, r
 
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
 
+#: What :meth:`Recorder.take` took from one session: its frames since, and its close if it ended.
+Taken = tuple["SessionRecording", list[tuple[Direction, float, str]], Close | None]
+
 
 def negotiate_dialect(headers: Mapping[str, str] | Iterable[tuple[str, str]], subprotocols: Iterable[str] = ()) -> str:
     """The dialect a handshake asks for, as the real API reads it (header or subprotocol)."""
@@ -144,14 +147,6 @@ class SessionRecording:
             self._session = session
             self.dropped = dropped
         return session
-
-    def take_events(self) -> list[RecordedEvent]:
-        """The frames since the last call as redacted events; they are forgotten here."""
-        frames, self.frames = self.frames, []
-        if self._recorder.keep_client_frames:
-            self.client_frames += [f for f in frames if f[0] is Direction.CLIENT]
-        events, self._unsaved = self._unsaved + self._events(frames, self.dropped), []
-        return events
 
     def _events(self, frames: list[tuple[Direction, float, str]], dropped: list[tuple[Direction, float, str]]) -> list[RecordedEvent]:
         scrub = self._recorder.redactor.scrub_event
@@ -279,12 +274,28 @@ class Recorder:
                 out[dialect] = os.path.join(directory, name + f".{GA}.yaml" if first == BETA else name + ".yaml")
         return out
 
-    def save(self, output: str) -> list[str]:
-        """Append what every session did since the last save; returns the files written.
+    def take(self) -> list[Taken]:
+        """What every session did since the last save, taken from it: call this where frames
+        arrive (the event loop), then :meth:`write` it, there or in a worker thread."""
+        taken = []
+        for rec in self.recordings:
+            if rec.saved or not rec.settled:
+                continue
+            frames, rec.frames = rec.frames, []
+            if self.keep_client_frames:
+                rec.client_frames += [f for f in frames if f[0] is Direction.CLIENT]
+            close = rec._scrubbed_close()
+            if frames or rec._unsaved or close is not None:
+                taken.append((rec, frames, close))
+        return taken
+
+    def write(self, taken: list[Taken], output: str) -> list[str]:
+        """Append what :meth:`take` took to the cassettes; returns the files written. One write at
+        a time, in the order taken.
 
         Each cassette part is checked for secrets first: a session with one raises
         :class:`~mockrealtime.errors.SecretLeftError` (after the other sessions are saved) and is
-        refused from then on. Writes nothing when nothing new was recorded.
+        refused from then on. A part that fails to write (disk full) is kept for the next write.
         """
         if self._output != output:
             for f in self._files.values():
@@ -293,11 +304,10 @@ class Recorder:
         written: list[str] = []
         failure: Exception | None = None
         paths = self.output_paths(output)
-        for rec in self.recordings:
-            if rec.saved or not rec.settled:
+        for rec, frames, close in taken:
+            if rec.saved:  # refused, or its close saved by a write taken earlier
                 continue
-            events = rec.take_events()
-            close = rec._scrubbed_close()
+            events, rec._unsaved = rec._unsaved + rec._events(frames, rec.dropped), []
             if not events and close is None:
                 continue
             file = self._files.get(rec.dialect)
@@ -315,7 +325,7 @@ class Recorder:
                 rec.refused = True
                 failure = failure or exc
                 continue
-            except Exception as exc:  # disk full, a bug: keep the events for the next save
+            except Exception as exc:  # disk full, a bug: keep the events for the next write
                 rec._unsaved = events
                 failure = failure or exc
                 continue
@@ -323,6 +333,10 @@ class Recorder:
         if failure is not None:
             raise failure
         return written
+
+    def save(self, output: str) -> list[str]:
+        """Append what every session did since the last save (:meth:`take`, then :meth:`write`)."""
+        return self.write(self.take(), output)
 
     def close(self) -> None:
         """Close the files being written (what is saved stays)."""

@@ -10,8 +10,9 @@ kept lives there and in :mod:`mockrealtime.core.redaction`; this module moves fr
 
 The output folder is checked at start: a recorder that could not save refuses to start. The
 cassette grows as sessions go (see :mod:`mockrealtime.core.cassette_appender`: checked for
-secrets, appended, never rewritten): what a session did is saved when it ends, at a checkpoint
-every ``checkpoint_s`` seconds while it is open (so a crash or SIGKILL loses at most that much),
+secrets, appended, never rewritten, in a worker thread so the relay never waits on the disk): what
+a session did is saved when it ends, at a checkpoint every ``checkpoint_s`` seconds while it is
+open (so a crash or SIGKILL loses at most that much),
 and when the app shuts down (``on_shutdown`` records the open sessions as ended by the recorder,
 with 1001, and saves before closing anything; ``cleanup_ctx`` saves once more at the very end). A
 fault in the relay ends that session with 1011 and its error, and saves.
@@ -23,6 +24,7 @@ types, and exceptions are described with their query strings and known credentia
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import logging
 import re
@@ -290,7 +292,7 @@ async def relay(request: web.Request) -> web.StreamResponse:
             rec.end("server", 1001, SHUTDOWN_REASON, error="relay cancelled")
         if not upstream.closed:
             await upstream.close(code=1001, message=b"")
-        state.save_quietly()
+        await state.save_quietly()
     return ws
 
 
@@ -309,7 +311,7 @@ async def _on_shutdown(app: web.Application) -> None:
         if link.rec.end("server", 1001, SHUTDOWN_REASON, error="recorder shut down"):
             log.info("= connection %d: ended by the recorder shutting down", link.number)
     if links:
-        state.save_quietly()  # before closing anything: a close that hangs cannot lose the recording
+        await state.save_quietly()  # before closing anything: a close that hangs cannot lose the recording
     await asyncio.gather(*(link.close_both(1001, SHUTDOWN_REASON) for link in links), return_exceptions=True)
 
 
@@ -317,20 +319,23 @@ async def _checkpoints(state: RecorderState) -> None:
     while True:
         await asyncio.sleep(state.config.checkpoint_s)
         if state.links:
-            state.save_quietly(checkpoint=True)
+            await state.save_quietly(checkpoint=True)
 
 
 async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
     state = app[RECORDER]
     timeout = aiohttp.ClientTimeout(total=None, connect=state.config.connect_timeout_s)
     state.http = aiohttp.ClientSession(timeout=timeout, middlewares=(_keep_refusal,), auto_decompress=True)
+    state.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mockrealtime-record")
     checkpoints = asyncio.get_running_loop().create_task(_checkpoints(state))
     try:
         yield
     finally:
         checkpoints.cancel()
         await asyncio.gather(checkpoints, return_exceptions=True)
-        state.save_quietly()
+        await state.save_quietly()
+        state.pool.shutdown(wait=True)
+        state.pool = None
         state.recorder.close()
         await state.http.close()
 

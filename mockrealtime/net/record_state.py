@@ -1,16 +1,21 @@
 """Record mode's per-app state: the configuration, the recorder, the upstream, what was saved.
 
-Saving lives here: :meth:`RecorderState.save` appends what is new to the cassette (see
-:mod:`mockrealtime.core.cassette_appender`); :meth:`RecorderState.save_quietly` logs a failure
-instead of raising, so a recorder outlives a failed save.
+Saving lives here: :meth:`RecorderState.save_quietly` takes what is new from the recorder on the
+event loop and appends it to the cassette (see :mod:`mockrealtime.core.cassette_appender`) in a
+worker thread, so a checkpoint of a long call never holds up the relay; it logs a failure instead
+of raising, so a recorder outlives a failed save. :meth:`RecorderState.save` does the same here and
+raises.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import datetime
 import logging
 import os
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,7 +26,7 @@ from yarl import URL
 
 from mockrealtime import __version__
 from mockrealtime.core.cassette import cassette_name
-from mockrealtime.core.recording import Recorder
+from mockrealtime.core.recording import Recorder, Taken
 from mockrealtime.core.redaction import KEY_SUBPROTOCOL, REDACTED, TRANSPORT_HEADERS, Redactor
 from mockrealtime.errors import SecretLeftError
 from mockrealtime.net.record_config import RecordConfig, _url_label, check_writable
@@ -53,6 +58,9 @@ class RecorderState:
         self.saved_paths: list[str] = []
         self.errors: list[Exception] = []
         self.last_error: Exception | None = None
+        #: Where saves write while the app runs (one thread, so writes keep their order); None: here.
+        self.pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._writing = threading.Lock()
         self.connections = 0
 
     def upstream_url(self, request: web.Request) -> URL:
@@ -93,10 +101,22 @@ class RecorderState:
         return self.recorder.redactor.scrub_text(text)
 
     def save(self) -> list[str]:
-        """Save now (checked); raises SecretLeftError and I/O errors."""
-        if not self.recorder.dialects:
+        """Save now, here (checked); raises SecretLeftError and I/O errors."""
+        return self._write(self.recorder.take())
+
+    async def save_quietly(self, checkpoint: bool = False) -> list[str]:
+        """Save now, the writing in the worker thread (the loop keeps relaying meanwhile); a
+        failure is logged and kept (``errors``, ``last_error``), never raised."""
+        taken = self.recorder.take()  # here, on the loop, where the frames arrive
+        if not taken:
             return []
-        written = self.recorder.save(self.config.output)
+        if self.pool is None:
+            return self._write_quietly(taken, checkpoint)
+        return await asyncio.get_running_loop().run_in_executor(self.pool, self._write_quietly, taken, checkpoint)
+
+    def _write(self, taken: list[Taken]) -> list[str]:
+        with self._writing:  # one write at a time, whichever thread
+            written = self.recorder.write(taken, self.config.output)
         for path in written:
             if path not in self.saved_paths:
                 self.saved_paths.append(path)
@@ -104,10 +124,9 @@ class RecorderState:
             self.last_error = None  # what failed to write was kept and is saved now; a refused session is lost
         return written
 
-    def save_quietly(self, checkpoint: bool = False) -> list[str]:
-        """Save now; a failure is logged and kept (``errors``, ``last_error``), never raised."""
+    def _write_quietly(self, taken: list[Taken], checkpoint: bool) -> list[str]:
         try:
-            written = self.save()
+            written = self._write(taken)
         except SecretLeftError as exc:
             self.errors.append(exc)
             self.last_error = exc
