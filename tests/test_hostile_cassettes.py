@@ -217,3 +217,16 @@ def test_a_scenario_file_with_an_alias_bomb_is_refused_too(tmp_path):
     path.write_text("scenario: 1\ndialects: [ga]\nsteps:\n- say: " + alias_bomb(6) + "\n")
     with pytest.raises(ScenarioError, match="aliases expand to more than"):
         load_scenario(str(path))
+
+
+def test_a_recorded_event_is_frozen_and_names_its_audio(tmp_path):
+    import dataclasses
+
+    (tmp_path / "a.wav").write_bytes(audio.wav_bytes(audio.PCM16, bytes(range(8))))
+    (tmp_path / "c.yaml").write_text(audio_cassette("a.wav"))
+    ev = load(str(tmp_path / "c.yaml")).sessions[0].events[1]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ev.offset_us = 0  # type: ignore[misc]
+    ref = ev.audio
+    assert (os.path.basename(ref.path), ref.format, ref.offset, ref.length, ref.field) == ("a.wav", audio.PCM16, 0, 4, "delta")
+    assert "delta" not in ev.fields and ev.get("type") == "response.output_audio.delta"
