@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import difflib
 import gc
+import json
 import logging
 from typing import Any
 
@@ -22,6 +24,8 @@ from mockrealtime.core.matching import Matcher
 from mockrealtime.protocol import ProtocolError, parse_client_frame
 from mockrealtime.core.engine import ReplaySession, strip_audio
 from mockrealtime.net.admin import add_admin_routes
+from mockrealtime.net.oversize import TOO_BIG_CODE, RealtimeSocket, too_big_message
+from mockrealtime.net.security import admin_guard, install_log_scrubbing, refuse_origin
 from mockrealtime.net.state import STATE, ConnectionReport, MockState, Route
 
 log = logging.getLogger("mockrealtime")
@@ -44,6 +48,9 @@ def negotiate_dialect(request: web.Request) -> str:
 
 async def realtime(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
+    refused_origin = refuse_origin(request, state.config)
+    if refused_origin is not None:
+        return refused_origin
     name = request.match_info.get("name") or request.headers.get(CASSETTE_HEADER) or None
     chosen = name is None and state.chosen.peek() is not None
     name = name or state.chosen.peek()
@@ -51,14 +58,16 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     try:
         cassette = state.library.resolve(name, dialect)
     except CassetteNotFoundError as exc:
+        close = difflib.get_close_matches(name or "", state.library.names(), n=3)
+        log.warning("= no cassette %r for %s%s", name, request.path, f"; did you mean {', '.join(close)}?" if close else "")
         return web.json_response(
             {"error": {"type": "invalid_request_error", "code": "cassette_not_found", "message": str(exc),
-                       "available": state.library.available()}},
+                       "closest": close, "available": state.library.available()}},
             status=404,
         )
     except CassetteError as exc:
         return web.json_response({"error": {"type": "server_error", "code": "cassette_error", "message": str(exc)}}, status=500)
-    ws = web.WebSocketResponse(protocols=("realtime",), compress=False, max_msg_size=0, autoping=True)
+    ws = RealtimeSocket(max_frame_bytes=state.config.max_frame_bytes, protocols=("realtime",), compress=False, autoping=True)
     if not ws.can_prepare(request).ok:
         return web.Response(status=426, text="mockrealtime: this endpoint speaks WebSocket (the Realtime API)\n")
     route = state.routes.get(name) if name else None
@@ -81,6 +90,8 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     session_index = state.cursor.take(cassette)
     matcher = Matcher.build(cassette.matching, route.matching if route is not None else state.match_override)
     engine = ReplaySession(cassette, session_index, pace=config.pace, matcher=matcher, strict=settings.strict)
+    too_big = ProtocolError(TOO_BIG_CODE, too_big_message(state.config.max_frame_bytes), None)
+    ws.on_too_big = lambda: json.dumps(too_big.to_event(None, engine.new_event_id()))
     report = ConnectionReport(len(state.connections), cassette.label, session_index, dialect, request.path, engine,
                               route=name, socket=ws)
     state.connections.append(report)
@@ -115,7 +126,6 @@ async def _serve(
     lock = asyncio.Lock()
     timer: asyncio.TimerHandle | None = None
     validator = state.validators.get(dialect)
-    max_frame = state.config.max_frame_bytes
 
     async def flush() -> None:
         nonlocal timer
@@ -153,21 +163,16 @@ async def _serve(
     try:
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
-                data = msg.data
-                if len(data) > max_frame:
-                    reject(ProtocolError("message_too_large", f"mockrealtime: message of {len(data)} bytes exceeds the {max_frame}-byte limit", None), None)
+                # oversized frames never get here: RealtimeSocket fails them with an error + 1009
+                event, error = parse_client_frame(msg.data)
+                if error is None and validator is not None:
+                    error = validator.admit(event, engine.expects)  # type: ignore[arg-type]
+                if error is not None:
+                    reject(error, event)
                 else:
-                    event, error = parse_client_frame(data)
-                    if error is None and validator is not None:
-                        error = validator.validate(event)  # type: ignore[arg-type]
-                        if error is not None and engine.expects(event):  # type: ignore[arg-type]
-                            error = None  # the recording shows the real API's answer to it
-                    if error is not None:
-                        reject(error, event)
-                    else:
-                        if log.isEnabledFor(logging.DEBUG):
-                            log.debug("< %s", strip_audio(event).get("type"))  # type: ignore[arg-type]
-                        engine.receive(event, now_ms())  # type: ignore[arg-type]
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug("< %s", strip_audio(event).get("type"))  # type: ignore[arg-type]
+                    engine.receive(event, now_ms())  # type: ignore[arg-type]
             elif msg.type is WSMsgType.BINARY:
                 reject(parse_client_frame(msg.data)[1], None)  # type: ignore[arg-type]
             else:
@@ -210,7 +215,8 @@ def settle_gc_for_serving() -> None:
 def make_app(config: ServerConfig | None = None) -> web.Application:
     """The mockrealtime application: Realtime endpoints, cassette-prefixed paths and /healthz."""
     config = config or ServerConfig()
-    app = web.Application()
+    install_log_scrubbing()
+    app = web.Application(middlewares=[admin_guard(config)] if config.admin else [])
     app[STATE] = MockState(config)
     app.router.add_get("/healthz", healthz)
     for path in REALTIME_PATHS:
@@ -218,6 +224,7 @@ def make_app(config: ServerConfig | None = None) -> web.Application:
     app.router.add_get("/c/{name}", realtime)
     app.router.add_get("/c/{name}/{tail:.*}", realtime)
     app.on_shutdown.append(_close_sockets)
-    add_admin_routes(app)
+    if config.admin:
+        add_admin_routes(app)
     return app
 

@@ -65,7 +65,8 @@ class MockState:
         self.cursor = SessionCursor()
         self.connections: list[ConnectionReport] = []
         self.sockets: set[web.WebSocketResponse] = set()
-        self.validators = {d: ClientEventValidator(d) for d in (GA, BETA)} if config.validate else {}
+        # without validation, the validator still refuses wrong JSON types (what the engine cannot read)
+        self.validators = {d: ClientEventValidator(d, schema=config.validate) for d in (GA, BETA)}
         self.match_override = {"mode": config.match_mode} if config.match_mode else None
         self.routes: dict[str, Route] = {}
         #: Admin API: cassettes chosen for connections that name none; long-polls on the journals.
