@@ -57,7 +57,7 @@ def test_each_setting_is_taken_from_the_first_level_that_gives_it():
 @pytest.mark.parametrize(
     ("layer", "values", "message"),
     [
-        ("marker", {"casette": "x"}, "marker @pytest.mark.realtime: unknown argument(s) casette; valid: " + ", ".join(MARKER_KEYS)),
+        ("marker", {"casette": "x"}, "marker @pytest.mark.realtime: unknown argument(s) casette (did you mean cassette?); valid: " + ", ".join(MARKER_KEYS)),
         ("config", {"cassette": "x"}, "realtime_config fixture: unknown argument(s) cassette; valid: " + ", ".join(CONFIG_KEYS)),
         ("options", {"pace": 1}, "command-line option: unknown argument(s) pace"),
         ("marker", {"record_mode": "sometimes"}, "record_mode='sometimes' is not one of " + ", ".join(RECORD_MODES)),

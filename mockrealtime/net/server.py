@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import difflib
 import gc
 import json
 import logging
@@ -58,8 +57,8 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     try:
         cassette = state.library.resolve(name, dialect)
     except CassetteNotFoundError as exc:
-        close = difflib.get_close_matches(name or "", state.library.names(), n=3)
-        log.warning("= no cassette %r for %s%s", name, request.path, f"; did you mean {', '.join(close)}?" if close else "")
+        close = exc.closest
+        log.warning("= no cassette %r for %s%s", exc.name, request.path, f"; did you mean {', '.join(close)}?" if close else "")
         return web.json_response(
             {"error": {"type": "invalid_request_error", "code": "cassette_not_found", "message": str(exc),
                        "closest": close, "available": state.library.available()}},
