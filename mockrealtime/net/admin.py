@@ -34,6 +34,7 @@ from typing import Any
 from aiohttp import web
 
 from mockrealtime.config import parse_bool
+from mockrealtime.core.redaction import mask_tree
 from mockrealtime.errors import CassetteError
 from mockrealtime.net.state import STATE, ConnectionReport, MockState
 
@@ -52,7 +53,13 @@ class AdminRequestError(Exception):
         self.extra = extra
 
     def response(self) -> web.Response:
-        return web.json_response({"error": {"code": self.code, "message": str(self), **self.extra}}, status=self.status)
+        return _respond({"error": {"code": self.code, "message": str(self), **self.extra}}, status=self.status)
+
+
+def _respond(body: Any, status: int = 200, **kwargs: Any) -> web.Response:
+    """A JSON answer after the secret scan record mode uses: the journal shows what clients said
+    (a key pasted into instructions included), so every string is masked on the way out."""
+    return web.json_response(mask_tree(body), status=status, **kwargs)
 
 
 def _handler(fn: Callable[[web.Request, MockState], Any]) -> Callable[[web.Request], Any]:
@@ -236,7 +243,7 @@ def _queue(state: MockState) -> dict[str, Any]:
 
 
 async def index(request: web.Request, state: MockState) -> web.Response:
-    return web.json_response({"endpoints": ENDPOINTS})
+    return _respond({"endpoints": ENDPOINTS})
 
 
 async def cassettes(request: web.Request, state: MockState) -> web.Response:
@@ -255,11 +262,11 @@ async def cassettes(request: web.Request, state: MockState) -> web.Response:
         except CassetteError as exc:
             item["error"] = str(exc)
         listed.append(item)
-    return web.json_response({"source": state.library.source, "cassettes": listed, **_queue(state)})
+    return _respond({"source": state.library.source, "cassettes": listed, **_queue(state)})
 
 
 async def next_get(request: web.Request, state: MockState) -> web.Response:
-    return web.json_response(_queue(state))
+    return _respond(_queue(state))
 
 
 async def next_post(request: web.Request, state: MockState) -> web.Response:
@@ -278,26 +285,26 @@ async def next_post(request: web.Request, state: MockState) -> web.Response:
         state.chosen.add(name, connections)
     except ValueError as exc:
         raise AdminRequestError(str(exc)) from None
-    return web.json_response(_queue(state))
+    return _respond(_queue(state))
 
 
 async def next_delete(request: web.Request, state: MockState) -> web.Response:
     state.chosen.clear()
-    return web.json_response(_queue(state))
+    return _respond(_queue(state))
 
 
 async def connections(request: web.Request, state: MockState) -> web.Response:
-    return web.json_response({"connections": [_summary(r) for r in state.connections]})
+    return _respond({"connections": [_summary(r) for r in state.connections]})
 
 
 async def connection(request: web.Request, state: MockState) -> web.Response:
-    return web.json_response(_detail(_report(state, request.match_info["id"])))
+    return _respond(_detail(_report(state, request.match_info["id"])))
 
 
 async def journal(request: web.Request, state: MockState) -> web.Response:
     selected = Filter(_params(request, None))
     entries = list(selected.entries(state))
-    return web.json_response({"entries": entries, "count": len(entries)})
+    return _respond({"entries": entries, "count": len(entries)})
 
 
 async def journal_wait(request: web.Request, state: MockState) -> web.Response:
@@ -336,7 +343,7 @@ async def journal_wait(request: web.Request, state: MockState) -> web.Response:
         done, entries = check()
     body: dict[str, Any] = {"entries": entries, "count": len(entries), "waited_s": round(loop.time() - started, 3)}
     if done:
-        return web.json_response(body)
+        return _respond(body)
     open_ = [r.id for r in selected.connections(state) if r.open]
     body["error"] = {
         "code": "timeout",
@@ -344,7 +351,7 @@ async def journal_wait(request: web.Request, state: MockState) -> web.Response:
         + (f"; connection(s) {open_} still open" if closed and open_ else "")
         + ("; no connection matches" if not selected.connections(state) else ""),
     }
-    return web.json_response(body, status=408)
+    return _respond(body, status=408)
 
 
 async def divergences(request: web.Request, state: MockState) -> web.Response:
@@ -354,7 +361,7 @@ async def divergences(request: web.Request, state: MockState) -> web.Response:
         for r in selected.connections(state)
         for d in r.engine.divergences
     ]
-    return web.json_response({"divergences": out, "count": len(out)})
+    return _respond({"divergences": out, "count": len(out)})
 
 
 async def unplayed(request: web.Request, state: MockState) -> web.Response:
@@ -363,12 +370,12 @@ async def unplayed(request: web.Request, state: MockState) -> web.Response:
         {"connection": r.id, "cassette": r.engine.cassette.name, "open": r.open, "events": r.engine.unplayed()}
         for r in selected.connections(state)
     ]
-    return web.json_response({"unplayed": out})
+    return _respond({"unplayed": out})
 
 
 async def reset(request: web.Request, state: MockState) -> web.Response:
     state.reset()
-    return web.json_response({"status": "ok"})
+    return _respond({"status": "ok"})
 
 
 async def not_found(request: web.Request, state: MockState) -> web.Response:
