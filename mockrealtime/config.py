@@ -42,8 +42,9 @@ class ServerConfig:
     max_session_s: float | None = None
     #: Refuse beta connections with beta_api_shape_disabled, as the API has since 2026.
     beta_retired: bool = False
-    #: Serve the admin API under /__admin.
-    admin: bool = True
+    #: Serve the admin API under /__admin. None (the default): on loopback, or beyond it when a
+    #: token is set; True beyond loopback without a token refuses to start.
+    admin: bool | None = None
     #: Require ``Authorization: Bearer <token>`` on the admin API; required beyond loopback.
     admin_token: str | None = dataclasses.field(default=None, repr=False)
     #: Browser origins allowed beyond loopback pages, comma-separated (``*``: any), for the
@@ -78,13 +79,20 @@ class ServerConfig:
             raise ConfigError("max_session_s must be positive")
         if self.max_frame_bytes <= 0:
             raise ConfigError("max_frame_bytes must be positive")
-        if self.admin and not self.admin_token and not is_loopback(self.host):
+        if self.admin is True and not self.admin_token and not is_loopback(self.host):
             raise ConfigError(
                 f"the admin API would be open to anyone who can reach {self.host}:{self.port}. Set a token "
                 "(--admin-token SECRET, or MOCKREALTIME_ADMIN_TOKEN=SECRET; in Docker: "
                 "docker run -e MOCKREALTIME_ADMIN_TOKEN=SECRET ...) and send it as 'Authorization: Bearer SECRET', "
-                "or turn the admin API off (--no-admin, MOCKREALTIME_ADMIN=false)"
+                "or leave it off (--no-admin, MOCKREALTIME_ADMIN=false)"
             )
+
+    @property
+    def admin_enabled(self) -> bool:
+        """Whether /__admin is served: never beyond loopback without a token."""
+        if self.admin is not None:
+            return self.admin
+        return bool(self.admin_token) or is_loopback(self.host)
 
 
 def is_loopback(host: str) -> bool:

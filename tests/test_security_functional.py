@@ -64,12 +64,13 @@ async def test_no_admin_serves_no_admin_api(start_server):
         assert resp.status == 404
 
 
-def test_binding_beyond_loopback_needs_a_token_or_no_admin():
+def test_beyond_loopback_the_admin_api_needs_a_token():
     with pytest.raises(ConfigError, match="MOCKREALTIME_ADMIN_TOKEN=SECRET"):
-        ServerConfig.from_env({}, host="0.0.0.0")
-    ServerConfig.from_env({}, host="0.0.0.0", admin_token="x")
-    ServerConfig.from_env({"MOCKREALTIME_ADMIN": "false"}, host="0.0.0.0")
-    ServerConfig.from_env({}, host="::1")
+        ServerConfig.from_env({"MOCKREALTIME_ADMIN": "true"}, host="0.0.0.0")  # asked for, no token
+    assert not ServerConfig.from_env({}, host="0.0.0.0").admin_enabled  # not asked for: off
+    assert ServerConfig.from_env({}, host="0.0.0.0", admin_token="x").admin_enabled
+    assert not ServerConfig.from_env({"MOCKREALTIME_ADMIN": "false"}, host="0.0.0.0", admin_token="x").admin_enabled
+    assert ServerConfig.from_env({}, host="::1").admin_enabled and ServerConfig().admin_enabled
     assert "x" * 20 not in repr(ServerConfig(admin_token="x" * 20, api_key="x" * 20))
 
 

@@ -42,7 +42,10 @@ def _serve(args: argparse.Namespace) -> int:
     print("  point the openai SDK at it:")
     print(f'    AsyncOpenAI(api_key="sk-test", websocket_base_url="{ws_base}/v1")')
     print(f'    a named cassette: websocket_base_url="{ws_base}/c/<name>/v1"')
-    if not config.admin:
+    if not config.admin_enabled and config.admin is None:
+        print("  admin API: off, as the server listens beyond loopback without a token; to turn it on, set")
+        print("    MOCKREALTIME_ADMIN_TOKEN=<a secret> (docker run -e ...) or --admin-token, and send it as 'Authorization: Bearer <secret>'")
+    elif not config.admin_enabled:
         print("  admin API: off")
     elif config.admin_token:
         print(f"  admin API: {base}/__admin/ (send 'Authorization: Bearer <the admin token>')")

@@ -215,7 +215,7 @@ def make_app(config: ServerConfig | None = None) -> web.Application:
     """The mockrealtime application: Realtime endpoints, cassette-prefixed paths and /healthz."""
     config = config or ServerConfig()
     install_log_scrubbing()
-    app = web.Application(middlewares=[admin_guard(config)] if config.admin else [])
+    app = web.Application(middlewares=[admin_guard(config)] if config.admin_enabled else [])
     app[STATE] = MockState(config)
     app.router.add_get("/healthz", healthz)
     for path in REALTIME_PATHS:
@@ -223,7 +223,7 @@ def make_app(config: ServerConfig | None = None) -> web.Application:
     app.router.add_get("/c/{name}", realtime)
     app.router.add_get("/c/{name}/{tail:.*}", realtime)
     app.on_shutdown.append(_close_sockets)
-    if config.admin:
+    if config.admin_enabled:
         add_admin_routes(app)
     return app
 
