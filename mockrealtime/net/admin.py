@@ -36,7 +36,7 @@ from aiohttp import web
 from mockrealtime.config import parse_bool
 from mockrealtime.core.redaction import mask_tree
 from mockrealtime.errors import CassetteError
-from mockrealtime.net.state import STATE, ConnectionReport, MockState
+from mockrealtime.net.state import STATE, ConnectionReport, MockState, release_memory
 
 PREFIX = "/__admin"
 DEFAULT_TIMEOUT_S = 5.0
@@ -375,6 +375,7 @@ async def unplayed(request: web.Request, state: MockState) -> web.Response:
 
 async def reset(request: web.Request, state: MockState) -> web.Response:
     state.reset()
+    release_memory()
     return _respond({"status": "ok"})
 
 
