@@ -108,8 +108,8 @@ def parse_client_frame(text: str | bytes) -> tuple[dict[str, Any] | None, Protoc
         return None, ProtocolError(
             "invalid_event", f"Invalid event: expected an object, but got {kind_of(event)} instead.", None
         )
-    # Both checks cost one C-speed scan of the text unless the frame could hold the problem.
-    if text.count("{") + text.count("[") > MAX_DEPTH and _too_deep(event):
+    # The walk visits containers only (a flat append: one dict); the surrogate check is one scan.
+    if len(text) > 2 * MAX_DEPTH and _too_deep(event):
         return None, _invalid_json(" recursion limit exceeded.")
     if "\\u" in text and _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(event):
         return None, _invalid_json(" lone surrogate in hex escape" + _position(text) + ".")
@@ -120,15 +120,15 @@ def _invalid_json(reason: str) -> ProtocolError:
     return ProtocolError("invalid_json", "Invalid event: failed to parse JSON value." + reason, None)
 
 
-def _too_deep(event: Any) -> bool:
-    stack = [(event, 1)]
-    while stack:
-        node, depth = stack.pop()
+def _too_deep(event: dict[str, Any]) -> bool:
+    level: list[Any] = [v for v in event.values() if v.__class__ is dict or v.__class__ is list]
+    depth = 1
+    while level:  # breadth first, one level at a time
+        depth += 1
         if depth > MAX_DEPTH:
             return True
-        for child in node.values() if isinstance(node, dict) else node:
-            if isinstance(child, (dict, list)):
-                stack.append((child, depth + 1))
+        level = [c for node in level for c in (node.values() if node.__class__ is dict else node)
+                 if c.__class__ is dict or c.__class__ is list]
     return False
 
 
