@@ -96,6 +96,8 @@ async def test_the_journal_masks_a_key_pasted_into_instructions(server):
         ("http://localhost:3000", True),  # the browser app being developed
         ("http://127.0.0.1:5173", True),
         ("https://evil.example", False),
+        ("null", False),  # a file:// page, or a sandboxed frame of any site
+        ("http://localhost.evil.example", False),
     ],
 )
 async def test_the_websocket_origin_policy(server, origin, allowed):
@@ -111,10 +113,12 @@ async def test_the_websocket_origin_policy(server, origin, allowed):
 
 
 async def test_an_allowed_origin_may_open_the_websocket(start_server):
-    server = await start_server(allowed_origins="https://app.example, https://other.example")
+    server = await start_server(allowed_origins="https://app.example, null")
     async with aiohttp.ClientSession() as http, \
-            http.ws_connect(server.ws_url + "/v1/realtime", headers={"Origin": "https://app.example"}) as ws:
+            http.ws_connect(server.ws_url + "/v1/realtime", headers={"Origin": "https://app.example"}) as ws, \
+            http.ws_connect(server.ws_url + "/v1/realtime", headers={"Origin": "null"}) as from_a_file:
         assert json.loads((await ws.receive()).data)["type"] == "session.created"
+        assert json.loads((await from_a_file.receive()).data)["type"] == "session.created"
 
 
 async def test_a_key_offered_as_the_only_subprotocol_never_reaches_the_log(server, caplog):
