@@ -131,3 +131,20 @@ async def test_every_bad_frame_gets_an_error_and_the_session_goes_on(start_serve
         answer = json.loads((await ws.receive(timeout=10)).data)
         assert answer["type"] == "session.updated"
     assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+
+
+async def test_a_text_frame_that_is_not_utf8_gets_an_error_then_1007(start_server) -> None:
+    """RFC 6455 makes the server fail the connection (1007); the client still learns why first."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    server = await start_server()
+    async with connect(f"{server.ws_url}/v1/realtime", proxy=None) as ws:
+        await asyncio.wait_for(ws.recv(), 10)  # session.created
+        await ws.send(b'{"type":"\xff"}', text=True)
+        error = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert error["error"]["code"] == "invalid_json" and "not valid UTF-8" in error["error"]["message"]
+        assert server_event_errors(error, "ga") == []
+        await asyncio.wait_for(ws.wait_closed(), 10)
+    assert ws.close_code == 1007

@@ -23,7 +23,7 @@ from mockrealtime.core.matching import Matcher
 from mockrealtime.protocol import ProtocolError, parse_client_frame
 from mockrealtime.core.engine import ReplaySession, strip_audio
 from mockrealtime.net.admin import add_admin_routes
-from mockrealtime.net.oversize import TOO_BIG_CODE, RealtimeSocket, too_big_message
+from mockrealtime.net.oversize import RealtimeSocket
 from mockrealtime.net.security import admin_guard, install_log_scrubbing, refuse_origin
 from mockrealtime.net.state import STATE, ConnectionReport, MockState, Route
 
@@ -89,8 +89,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     session_index = state.cursor.take(cassette)
     matcher = Matcher.build(cassette.matching, route.matching if route is not None else state.match_override)
     engine = ReplaySession(cassette, session_index, pace=config.pace, matcher=matcher, strict=settings.strict)
-    too_big = ProtocolError(TOO_BIG_CODE, too_big_message(state.config.max_frame_bytes), None)
-    ws.on_too_big = lambda: json.dumps(too_big.to_event(None, engine.new_event_id()))
+    ws.render_error = lambda error: json.dumps(error.to_event(None, engine.new_event_id()))
     report = ConnectionReport(len(state.connections), cassette.label, session_index, dialect, request.path, engine,
                               route=name, socket=ws)
     state.connections.append(report)
@@ -162,7 +161,7 @@ async def _serve(
     try:
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
-                # oversized frames never get here: RealtimeSocket fails them with an error + 1009
+                # oversized or non-UTF-8 frames never get here: RealtimeSocket answers them, then 1009/1007
                 event, error = parse_client_frame(msg.data)
                 if error is None and validator is not None:
                     error = validator.admit(event, engine.expects)  # type: ignore[arg-type]
