@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from typing import Any
 
 import pytest
@@ -35,7 +36,8 @@ from tests.oracle import server_event_errors
 
 BUNDLED = CassetteLibrary()
 CASSETTES = ("hello", "function_call", "missing_call_id")
-FUZZ = settings(max_examples=200, deadline=None, database=None,
+#: 200 examples per case in CI; MOCKREALTIME_FUZZ_EXAMPLES=5000 for a longer hunt.
+FUZZ = settings(max_examples=int(os.environ.get("MOCKREALTIME_FUZZ_EXAMPLES", "200")), deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 TIMEOUT_S = 10
 
