@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import dataclasses
 import gc
 from typing import Any
@@ -98,12 +97,18 @@ def release_memory() -> None:
     allocations (elsewhere it does not exist, and this only collects).
     """
     gc.collect()
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+def _malloc_trim() -> Any:
+    try:  # the process's own symbols: libc's on Linux, without searching the disk for it
+        return ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
-        return
-    trim(0)
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
 
 
 STATE = web.AppKey("mockrealtime_state", MockState)
