@@ -98,6 +98,7 @@ async def test_the_journal_masks_a_key_pasted_into_instructions(server):
         ("https://evil.example", False),
         ("null", False),  # a file:// page, or a sandboxed frame of any site
         ("http://localhost.evil.example", False),
+        ("http://[::1", False),  # not a URL: refused, never a traceback
     ],
 )
 async def test_the_websocket_origin_policy(server, origin, allowed):

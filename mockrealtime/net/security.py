@@ -114,8 +114,12 @@ def origin_allowed(origin: str | None, config: ServerConfig) -> bool:
     allowed = _allowed_origins(config)
     if "*" in allowed or origin.rstrip("/").lower() in allowed:
         return True
-    parts = urlsplit(origin)
-    return parts.scheme in ("http", "https") and _loopback_name(parts.hostname)
+    try:
+        parts = urlsplit(origin)
+        hostname = parts.hostname
+    except ValueError:  # "http://[::1" and the like: not an origin a browser sends
+        return False
+    return parts.scheme in ("http", "https") and _loopback_name(hostname)
 
 
 def refuse_origin(request: web.Request, config: ServerConfig) -> web.Response | None:
