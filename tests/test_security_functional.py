@@ -9,6 +9,8 @@ import logging
 
 import aiohttp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openai import AsyncOpenAI
 
 from mockrealtime.config import ServerConfig
@@ -134,3 +136,12 @@ async def test_a_key_offered_as_the_only_subprotocol_never_reaches_the_log(serve
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "openai-insecure-api-key.<redacted>" in logged  # the warning is there, the key is not
     assert KEY not in logged and "sk-test" not in logged
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.text(max_size=40) | st.builds(lambda h: f"http://{h}", st.text(max_size=20)))
+def test_any_origin_or_host_header_is_judged_never_raises(value):
+    from mockrealtime.net.security import _loopback_name, origin_allowed
+
+    assert origin_allowed(value, ServerConfig()) in (True, False)
+    assert _loopback_name(value) in (True, False)
