@@ -133,6 +133,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
         body = json.loads(text)
     except ValueError as exc:
         raise AdminRequestError(f"the body is not JSON: {exc}") from None
+    except RecursionError:
+        raise AdminRequestError("the body is not JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise AdminRequestError("the body must be a JSON object")
     return body
@@ -146,7 +148,7 @@ def _opt_int(params: dict[str, Any], key: str) -> int | None:
         raise AdminRequestError(f"{key} must be an integer, not {value!r}")
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: 1e999 parses as infinity
         raise AdminRequestError(f"{key} must be an integer, not {value!r}") from None
 
 
