@@ -148,3 +148,27 @@ async def test_a_text_frame_that_is_not_utf8_gets_an_error_then_1007(start_serve
         assert server_event_errors(error, "ga") == []
         await asyncio.wait_for(ws.wait_closed(), 10)
     assert ws.close_code == 1007
+
+
+HANDSHAKES = [
+    ("/c/%F0%9F%98%80/v1/realtime", {}),
+    ("/c/%00/v1/realtime", {}),
+    ("/c/" + "a" * 5000 + "/v1/realtime", {}),
+    ("/v1/realtime", {"X-Mockrealtime-Cassette": "\u00e9"}),
+    ("/v1/realtime", {"Sec-WebSocket-Protocol": ",,, ,"}),
+    ("/v1/realtime?model=" + "x" * 3000 + "&intent=%ff", {}),
+    ("/v1/realtime", {"Origin": "http://[::1"}),
+    ("/v1/realtime", {"Origin": "%%%"}),
+    ("/v1/realtime", {"Authorization": "Bearer"}),
+]
+
+
+@pytest.mark.parametrize(("path", "headers"), HANDSHAKES)
+async def test_an_odd_handshake_gets_an_answer_never_a_traceback(server, caplog, path: str, headers: dict[str, str]) -> None:
+    async with aiohttp.ClientSession() as http:
+        try:
+            async with http.ws_connect(server.ws_url + path, headers=headers) as ws:
+                assert (await ws.receive(timeout=10)).type is aiohttp.WSMsgType.TEXT
+        except aiohttp.WSServerHandshakeError as exc:
+            assert exc.status in (400, 403, 404)
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
