@@ -52,7 +52,7 @@ def test_help_and_version_exit_cleanly(argv, capsys):
 # -- names checked early, flags that exist ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("argv", [["compile", "--help"], ["serv"], ["nope"]])
+@pytest.mark.parametrize("argv", [["compil", "--help"], ["serv"], ["nope"]])
 def test_an_unknown_subcommand_is_an_error_not_a_cassette_path(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
