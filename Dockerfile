@@ -3,6 +3,7 @@
 #   docker build -t mockrealtime .
 #   docker run --rm -p 127.0.0.1:8080:8080 mockrealtime
 #   # then: AsyncOpenAI(api_key="sk-test", websocket_base_url="ws://127.0.0.1:8080/v1")
+#   # the admin API (/__admin) is served only with a token: -e MOCKREALTIME_ADMIN_TOKEN=<secret>
 #
 # Configuration is the MOCKREALTIME_* environment (the same ServerConfig the CLI builds);
 # /cassettes holds what is served: the bundled cassettes, or your own mounted over them.

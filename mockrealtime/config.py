@@ -6,6 +6,7 @@ Precedence: explicit values (flags, fixture arguments) > ``MOCKREALTIME_*`` envi
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -28,18 +29,27 @@ class ServerConfig:
     pace: float = 0.0
     #: Check client events against the Realtime API's schemas and answer bad ones with its errors.
     validate: bool = True
-    #: Largest client frame accepted; a larger one gets an error event (the API allows 15 MiB appends).
+    #: Largest client frame, enforced by the WebSocket reader before buffering: a larger one gets
+    #: an error event, then close 1009 (the API allows appends of 15 MiB).
     max_frame_bytes: int = 16 * 1024 * 1024
     #: Matching mode for every connection: default, type or exact (cassettes may refine rules).
     match_mode: str | None = None
     #: Every client event must be in the recording (lenient: housekeeping is answered from state).
     strict: bool = False
     #: Require this API key; a wrong one gets invalid_api_key and close 3000, as the real API does.
-    api_key: str | None = None
+    api_key: str | None = dataclasses.field(default=None, repr=False)
     #: End sessions after this many seconds with session_expired (the real API: 60 minutes).
     max_session_s: float | None = None
     #: Refuse beta connections with beta_api_shape_disabled, as the API has since 2026.
     beta_retired: bool = False
+    #: Serve the admin API under /__admin. None (the default): on loopback, or beyond it when a
+    #: token is set; True beyond loopback without a token refuses to start.
+    admin: bool | None = None
+    #: Require ``Authorization: Bearer <token>`` on the admin API; required beyond loopback.
+    admin_token: str | None = dataclasses.field(default=None, repr=False)
+    #: Browser origins allowed beyond loopback pages, comma-separated (``*``: any), for the
+    #: WebSocket and the admin API. Clients that send no Origin (SDKs, curl) are not affected.
+    allowed_origins: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
@@ -69,6 +79,30 @@ class ServerConfig:
             raise ConfigError("max_session_s must be positive")
         if self.max_frame_bytes <= 0:
             raise ConfigError("max_frame_bytes must be positive")
+        if self.admin is True and not self.admin_token and not is_loopback(self.host):
+            raise ConfigError(
+                f"the admin API would be open to anyone who can reach {self.host}:{self.port}. Set a token "
+                "(--admin-token SECRET, or MOCKREALTIME_ADMIN_TOKEN=SECRET; in Docker: "
+                "docker run -e MOCKREALTIME_ADMIN_TOKEN=SECRET ...) and send it as 'Authorization: Bearer SECRET', "
+                "or leave it off (--no-admin, MOCKREALTIME_ADMIN=false)"
+            )
+
+    @property
+    def admin_enabled(self) -> bool:
+        """Whether /__admin is served: never beyond loopback without a token."""
+        if self.admin is not None:
+            return self.admin
+        return bool(self.admin_token) or is_loopback(self.host)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve anywhere
 
 
 def parse_bool(raw: str) -> bool:

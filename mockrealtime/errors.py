@@ -20,6 +20,8 @@ Core modules raise these and never touch a socket; the I/O layers turn them into
 
 from __future__ import annotations
 
+import difflib
+
 
 class MockRealtimeError(Exception):
     """Base of every mockrealtime error."""
@@ -49,9 +51,12 @@ class CassetteNotFoundError(CassetteError):
     def __init__(self, name: str, available: list[str], detail: str = "") -> None:
         self.name = name
         self.available = available
+        #: The names closest to the one asked for (a typo's likely target), best first.
+        self.closest = difflib.get_close_matches(name, available, n=3)
         listing = ", ".join(available) if available else "(none)"
         extra = f" ({detail})" if detail else ""
-        super().__init__(f"no cassette named {name!r}{extra}; available: {listing}")
+        hint = f" (did you mean {' or '.join(repr(c) for c in self.closest)}?)" if self.closest else ""
+        super().__init__(f"no cassette named {name!r}{extra}{hint}; available: {listing}")
 
 
 class SecretLeftError(CassetteError):

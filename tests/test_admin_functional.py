@@ -252,3 +252,11 @@ async def test_reset_wakes_a_wait_that_then_keeps_waiting(server, admin):
     await admin("POST", "/reset")
     status, body = await wait
     assert status == 408 and body["waited_s"] >= 0.5
+
+
+@pytest.mark.parametrize("body", ['{"cassette": "hello", "connections": 1e999}', "[" * 5000, '{"cassette": "hello", "connections": "x"}'])
+async def test_a_hostile_admin_body_gets_a_400_never_a_traceback(server, caplog, body):
+    async with aiohttp.ClientSession() as http, http.post(server.http_url + "/__admin/cassettes/next", data=body) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["error"]["code"] == "invalid_request"
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []

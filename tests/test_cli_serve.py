@@ -47,3 +47,43 @@ def test_help_and_version_exit_cleanly(argv, capsys):
         main(argv)
     assert info.value.code == 0
     assert "mockrealtime" in capsys.readouterr().out
+
+
+# -- names checked early, flags that exist ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["compil", "--help"], ["serv"], ["nope"]])
+def test_an_unknown_subcommand_is_an_error_not_a_cassette_path(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"unknown command {argv[0]!r}" in err and "serve" in err
+    if argv == ["serv"]:
+        assert "did you mean 'serve'?" in err
+
+
+def test_an_unknown_default_cassette_fails_at_start_listing_what_exists(capsys):
+    assert main(["serve", "--default", "helo", "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "no cassette named 'helo'" in err and "did you mean 'hello'?" in err and "function_call" in err
+
+
+def test_the_frame_and_admin_flags_reach_the_configuration():
+    from mockrealtime.cli import build_parser
+
+    args = build_parser().parse_args(["serve", "--max-frame-bytes", "2048", "--admin-token", "t", "--no-admin",
+                                      "--allowed-origin", "https://a.example", "--allowed-origin", "https://b.example"])
+    assert (args.max_frame_bytes, args.admin_token, args.no_admin) == (2048, "t", True)
+    assert args.allowed_origin == ["https://a.example", "https://b.example"]
+
+
+def test_beyond_loopback_the_admin_api_is_off_without_a_token_and_the_start_says_how():
+    """What the container prints: it listens on 0.0.0.0."""
+    proc = subprocess.Popen([sys.executable, "-m", "mockrealtime", "serve", "--host", "0.0.0.0", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        text = "".join(proc.stdout.readline() for _ in range(8))  # type: ignore[union-attr]
+        assert "admin API: off" in text and "MOCKREALTIME_ADMIN_TOKEN=<a secret>" in text, text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)

@@ -44,6 +44,7 @@ from seed_tools import FLAT_TOOL
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_DOCKER = Path(os.environ.get("MOCKREALTIME_LOCAL_DOCKER", ROOT.parent / "shared" / "tools" / "local-docker.sh"))
 IMAGE = "mockrealtime:test"
+ADMIN_TOKEN = "docker-test-admin-token"
 LOCK = Path(tempfile.gettempdir()) / "mockrealtime-docker-tests.lock"
 TIMEOUT_S = 20
 HEALTHY_WITHIN_S = 60
@@ -175,7 +176,7 @@ class Container:
 
 @pytest.fixture(scope="module")
 def container(image: str) -> Iterator[Container]:
-    c = Container(image)
+    c = Container(image, "-e", f"MOCKREALTIME_ADMIN_TOKEN={ADMIN_TOKEN}")  # the admin API beyond loopback needs one
     try:
         print(f"healthy after {c.wait_healthy():.1f} s")
         yield c
@@ -185,7 +186,7 @@ def container(image: str) -> Iterator[Container]:
 
 @pytest.fixture
 async def admin(container: Container):
-    async with aiohttp.ClientSession(base_url=container.http_url) as http:
+    async with aiohttp.ClientSession(base_url=container.http_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
 
         async def call(method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
             async with http.request(method, "/__admin" + path, json=body) as resp:
@@ -329,6 +330,22 @@ def test_a_directory_mounted_on_cassettes_replaces_the_bundled_ones(image, tmp_p
         assert "(default: my_hello)" in c.logs()
     finally:
         c.remove()
+
+
+async def test_without_a_token_the_admin_api_is_off_and_the_container_says_how(image):
+    c = Container(image)
+    try:
+        c.wait_healthy()
+        async with aiohttp.ClientSession() as http, http.get(c.http_url + "/__admin/connections") as resp:
+            assert resp.status == 404
+        assert "MOCKREALTIME_ADMIN_TOKEN=<a secret>" in c.logs()
+    finally:
+        c.remove()
+
+
+async def test_the_admin_api_refuses_a_missing_token(container):
+    async with aiohttp.ClientSession() as http, http.post(container.http_url + "/__admin/reset") as resp:
+        assert resp.status == 401
 
 
 # -- the README's Docker section ----------------------------------------------------------------------------

@@ -218,6 +218,15 @@ async def test_an_unknown_cassette_is_refused_with_the_list_of_available_ones(se
             assert response.status == 404
 
 
+async def test_an_unknown_cassette_in_a_url_is_logged_with_the_closest_names(server, caplog):
+    async with aiohttp.ClientSession() as http, http.get(server.http_url + "/c/functoin_call/v1/realtime") as response:
+        body = await response.json()
+    assert response.status == 404
+    assert body["error"]["closest"][0] == "function_call"  # the closest first
+    assert "did you mean 'function_call'" in body["error"]["message"]
+    assert "no cassette 'functoin_call' for /c/functoin_call/v1/realtime; did you mean function_call" in caplog.text
+
+
 async def test_a_cassette_missing_in_the_clients_dialect_is_refused(start_server, tmp_path):
     (tmp_path / "only_ga.yaml").write_text("version: 1\ndialect: ga\nsessions:\n- events: []\n")
     server = await start_server(cassettes=str(tmp_path))
@@ -254,17 +263,38 @@ async def test_bad_frames_get_error_events_and_the_session_goes_on(start_server)
         await ws.receive()
         await ws.send_str("{not json")
         await ws.send_bytes(b"\x00\x01")
-        await ws.send_str(json.dumps({"type": "input_audio_buffer.append", "audio": "A" * 2000}))
         await ws.send_str(json.dumps({"type": "scooby.dooby.doo", "event_id": "my_awesome_event"}))
-        errors = [json.loads((await ws.receive()).data) for _ in range(4)]
-        assert [e["error"]["code"] for e in errors] == ["invalid_json", "invalid_event", "message_too_large", "invalid_value"]
-        assert errors[3]["error"]["event_id"] == "my_awesome_event"
-        assert errors[3]["error"]["param"] == "type"
+        errors = [json.loads((await ws.receive()).data) for _ in range(3)]
+        assert [e["error"]["code"] for e in errors] == ["invalid_json", "invalid_event", "invalid_value"]
+        assert errors[2]["error"]["event_id"] == "my_awesome_event"
+        assert errors[2]["error"]["param"] == "type"
         for e in errors:
             assert server_event_errors(e, "ga") == []
         # still serving the cassette
         await ws.send_str(json.dumps(load(BUNDLED.resolve("hello", "ga").path).sessions[0].events[1].event))
         assert json.loads((await ws.receive()).data)["type"] == "session.updated"
+
+
+async def test_an_oversized_frame_gets_an_error_then_close_1009_and_spares_the_neighbours(start_server):
+    """The WebSocket reader refuses the frame from its header (nothing is buffered); the client
+    gets the API-shaped error first, then 1009; other connections replay on."""
+    server = await start_server(max_frame_bytes=1000)
+    async with aiohttp.ClientSession() as http, \
+            http.ws_connect(server.ws_url + "/c/hello/v1/realtime") as neighbour, \
+            http.ws_connect(server.ws_url + "/v1/realtime") as ws:
+        await neighbour.receive()
+        await ws.receive()
+        exact = json.dumps({"type": "input_audio_buffer.append", "audio": ""})
+        await ws.send_str(exact[:-2] + "A" * (1000 - len(exact)) + '"}')  # exactly the limit: accepted
+        assert json.loads((await ws.receive()).data)["error"]["code"] == "invalid_value"  # not base64, but read
+        await ws.send_str(json.dumps({"type": "input_audio_buffer.append", "audio": "AAAA" * 500}))
+        error = json.loads((await ws.receive()).data)
+        assert error["error"]["code"] == "message_too_large" and "1000-byte limit" in error["error"]["message"]
+        assert server_event_errors(error, "ga") == []
+        closing = await ws.receive()
+        assert closing.type is aiohttp.WSMsgType.CLOSE and closing.data == 1009
+        await neighbour.send_str(json.dumps(load(BUNDLED.resolve("hello", "ga").path).sessions[0].events[1].event))
+        assert json.loads((await neighbour.receive()).data)["type"] == "session.updated"
 
 
 async def test_a_divergence_is_answered_with_a_mismatch_error_and_reported(server):

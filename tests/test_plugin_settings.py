@@ -57,7 +57,7 @@ def test_each_setting_is_taken_from_the_first_level_that_gives_it():
 @pytest.mark.parametrize(
     ("layer", "values", "message"),
     [
-        ("marker", {"casette": "x"}, "marker @pytest.mark.realtime: unknown argument(s) casette; valid: " + ", ".join(MARKER_KEYS)),
+        ("marker", {"casette": "x"}, "marker @pytest.mark.realtime: unknown argument(s) casette (did you mean cassette?); valid: " + ", ".join(MARKER_KEYS)),
         ("config", {"cassette": "x"}, "realtime_config fixture: unknown argument(s) cassette; valid: " + ", ".join(CONFIG_KEYS)),
         ("options", {"pace": 1}, "command-line option: unknown argument(s) pace"),
         ("marker", {"record_mode": "sometimes"}, "record_mode='sometimes' is not one of " + ", ".join(RECORD_MODES)),
@@ -172,3 +172,13 @@ def test_journal_is_a_sequence_of_events():
     assert JOURNAL[0]["type"] == "session.update"
     assert len(JOURNAL) == 6 and list(JOURNAL) == SENT and JOURNAL[-2:] == SENT[-2:]
     assert JOURNAL.of_type("response.create", "session.update") == [SENT[0], SENT[3]]
+
+
+def test_a_cassette_name_typo_names_the_close_cassettes(tmp_path):
+    from mockrealtime.testing.handle import _close_names
+
+    (tmp_path / "greeting.yaml").write_text("")
+    (tmp_path / "greeting.beta.yaml").write_text("")
+    assert _close_names(str(tmp_path / "greting.yaml")) == ["greeting"]
+    assert _close_names(str(tmp_path / "funtion_call.yaml"))[0] == "function_call"  # bundled
+    assert _close_names(str(tmp_path / "test_something_else.yaml")) == []

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -23,10 +25,13 @@ def _serve(args: argparse.Namespace) -> int:
         pace=args.pace, match_mode=args.match,
         validate=False if args.no_validate else None,
         strict=True if args.strict else None, api_key=args.api_key, max_session_s=args.max_session_s,
-        beta_retired=True if args.beta_retired else None,
+        beta_retired=True if args.beta_retired else None, max_frame_bytes=args.max_frame_bytes,
+        admin=False if args.no_admin else None, admin_token=args.admin_token,
+        allowed_origins=",".join(args.allowed_origin) or None,
     )
     app = make_app(config)
     library = app[STATE].library
+    library.check_default()  # a typo in --default fails now, not on every connection
     sock = bind_socket(config.host, config.port)  # bound first, so that port 0 can be announced
     port = sock.getsockname()[1]
     base = f"http://{'127.0.0.1' if config.host in ('0.0.0.0', '::') else config.host}:{port}"
@@ -36,7 +41,17 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"  endpoint:  {ws_base}/v1/realtime   health: {base}/healthz")
     print("  point the openai SDK at it:")
     print(f'    AsyncOpenAI(api_key="sk-test", websocket_base_url="{ws_base}/v1")')
-    print(f'    a named cassette: websocket_base_url="{ws_base}/c/<name>/v1"', flush=True)
+    print(f'    a named cassette: websocket_base_url="{ws_base}/c/<name>/v1"')
+    if not config.admin_enabled and config.admin is None:
+        print("  admin API: off, as the server listens beyond loopback without a token; to turn it on, set")
+        print("    MOCKREALTIME_ADMIN_TOKEN=<a secret> (docker run -e ...) or --admin-token, and send it as 'Authorization: Bearer <secret>'")
+    elif not config.admin_enabled:
+        print("  admin API: off")
+    elif config.admin_token:
+        print(f"  admin API: {base}/__admin/ (send 'Authorization: Bearer <the admin token>')")
+    else:
+        print(f"  admin API: {base}/__admin/ (loopback only; set MOCKREALTIME_ADMIN_TOKEN to require a token)")
+    sys.stdout.flush()
     settle_gc_for_serving()
     web.run_app(app, sock=sock, print=None, access_log=None)
     return 0
@@ -174,6 +189,11 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_cassette_path(word: str) -> bool:
+    """``mockrealtime my.yaml`` serves a file; ``mockrealtime compil`` is a typo, not a path."""
+    return word.startswith("-") or os.path.exists(word) or os.sep in word or word.endswith((".yaml", ".yml"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mockrealtime", description="A stand-in for the OpenAI Realtime API that replays recorded sessions.")
     parser.add_argument("--version", action="version", version=f"mockrealtime {__version__}")
@@ -192,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", default=None, help="require this key; a wrong one gets invalid_api_key and close 3000")
     serve.add_argument("--max-session-s", type=float, default=None, help="end sessions with session_expired after this long")
     serve.add_argument("--beta-retired", action="store_true", help="refuse beta connections with beta_api_shape_disabled")
+    serve.add_argument("--max-frame-bytes", type=int, default=None, metavar="N", help="largest client frame; a larger one gets an error and close 1009 (default 16 MiB)")
+    serve.add_argument("--admin-token", default=None, metavar="SECRET", help="require 'Authorization: Bearer SECRET' on /__admin (required beyond loopback; MOCKREALTIME_ADMIN_TOKEN)")
+    serve.add_argument("--no-admin", action="store_true", help="do not serve the admin API")
+    serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN", help="let pages from ORIGIN (e.g. https://app.example) open the WebSocket; loopback pages always may; * for any (repeatable)")
     serve.set_defaults(func=_serve)
     record = sub.add_parser("record", parents=[common], help="relay clients to the real Realtime API and record a cassette")
     record.add_argument("--output", "-o", default=None, metavar="PATH", help="cassette to write (NAME.yaml); every connection becomes one of its sessions")
@@ -227,12 +251,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
     if not argv or (argv[0] not in commands and argv[0] not in ("-h", "--help", "--version")):
+        if argv and not _is_cassette_path(argv[0]):
+            close = difflib.get_close_matches(argv[0], sorted(commands), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            print(f"mockrealtime: unknown command {argv[0]!r}{hint}; commands: {', '.join(sorted(commands))}. "
+                  "To serve a cassette file or folder, give its path (it must exist).", file=sys.stderr)
+            return 2
         argv = ["serve", *argv]  # serving is what a bare `mockrealtime` does
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if getattr(args, 'verbose', 0) > 1 else logging.INFO if getattr(args, 'verbose', 0) else logging.WARNING,
         format="%(asctime)s %(name)s %(message)s",
     )
+    from mockrealtime.net.security import install_log_scrubbing
+
+    install_log_scrubbing(handlers=True)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

@@ -85,6 +85,13 @@ class CassetteLibrary:
             return DEFAULT_NAME
         return self.names()[0]
 
+    def check_default(self) -> None:
+        """Fail now, listing what exists, when the default cassette is not there (a typo in
+        ``--default`` would otherwise 404 every connection that names none)."""
+        name = self.default_name
+        if self._index and name not in self._index and name not in self._registered:
+            raise CassetteNotFoundError(name, self.names(), "the default cassette")
+
     def register(self, name: str, paths: Iterable[str]) -> dict[str, str]:
         """Serve these cassette files (dialect variants of one cassette) under ``name``.
 

@@ -330,6 +330,32 @@ def _scan_tree(node: Any, path: str, needles: list[str], out: list[tuple[str, st
             _scan_tree(v, f"{path}[{i}]", needles, out)
 
 
+_KEY_IN_PROTOCOL = re.compile(re.escape(KEY_SUBPROTOCOL) + r"[^'\"\s,\]]+")
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with whatever the scan would flag replaced by ``<redacted>``: for logs and the admin
+    journal, which show what clients said but must not show their keys. A key offered as the
+    ``openai-insecure-api-key.<key>`` subprotocol is masked whatever its length."""
+    if KEY_SUBPROTOCOL in text:
+        text = _KEY_IN_PROTOCOL.sub(KEY_SUBPROTOCOL + REDACTED, text)
+    for pattern, _ in SECRET_PATTERNS:
+        text = pattern.sub(REDACTED, text)
+    return text
+
+
+def mask_tree(node: Any) -> Any:
+    """A JSON-like value with :func:`mask_secrets` applied to every string (audio payloads skipped)."""
+    if isinstance(node, str):
+        return mask_secrets(node)
+    if isinstance(node, dict):
+        skip = _audio_field(node)
+        return {k: (v if k == skip else mask_tree(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [mask_tree(v) for v in node]
+    return node
+
+
 def secret_check(path: str, known: Iterable[str] = (), description: str = "") -> Callable[[dict[str, Any]], None]:
     """A check for a document about to be written to ``path`` (with ``description`` as its
     leading comment): raises :class:`SecretLeftError` if anything looks like a key."""

@@ -34,8 +34,9 @@ from typing import Any
 from aiohttp import web
 
 from mockrealtime.config import parse_bool
+from mockrealtime.core.redaction import mask_tree
 from mockrealtime.errors import CassetteError
-from mockrealtime.net.state import STATE, ConnectionReport, MockState
+from mockrealtime.net.state import STATE, ConnectionReport, MockState, release_memory
 
 PREFIX = "/__admin"
 DEFAULT_TIMEOUT_S = 5.0
@@ -52,7 +53,13 @@ class AdminRequestError(Exception):
         self.extra = extra
 
     def response(self) -> web.Response:
-        return web.json_response({"error": {"code": self.code, "message": str(self), **self.extra}}, status=self.status)
+        return _respond({"error": {"code": self.code, "message": str(self), **self.extra}}, status=self.status)
+
+
+def _respond(body: Any, status: int = 200, **kwargs: Any) -> web.Response:
+    """A JSON answer after the secret scan record mode uses: the journal shows what clients said
+    (a key pasted into instructions included), so every string is masked on the way out."""
+    return web.json_response(mask_tree(body), status=status, **kwargs)
 
 
 def _handler(fn: Callable[[web.Request, MockState], Any]) -> Callable[[web.Request], Any]:
@@ -126,6 +133,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
         body = json.loads(text)
     except ValueError as exc:
         raise AdminRequestError(f"the body is not JSON: {exc}") from None
+    except RecursionError:
+        raise AdminRequestError("the body is not JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise AdminRequestError("the body must be a JSON object")
     return body
@@ -139,7 +148,7 @@ def _opt_int(params: dict[str, Any], key: str) -> int | None:
         raise AdminRequestError(f"{key} must be an integer, not {value!r}")
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: 1e999 parses as infinity
         raise AdminRequestError(f"{key} must be an integer, not {value!r}") from None
 
 
@@ -236,13 +245,13 @@ def _queue(state: MockState) -> dict[str, Any]:
 
 
 async def index(request: web.Request, state: MockState) -> web.Response:
-    return web.json_response({"endpoints": ENDPOINTS})
+    return _respond({"endpoints": ENDPOINTS})
 
 
 async def cassettes(request: web.Request, state: MockState) -> web.Response:
     # in a thread: listing loads every cassette that changed, and no load may hold up the server
     listed = await asyncio.get_running_loop().run_in_executor(None, _list_cassettes, state)
-    return web.json_response({"source": state.library.source, "cassettes": listed, **_queue(state)})
+    return _respond({"source": state.library.source, "cassettes": listed, **_queue(state)})
 
 
 def _list_cassettes(state: MockState) -> list[dict[str, Any]]:
@@ -265,7 +274,7 @@ def _list_cassettes(state: MockState) -> list[dict[str, Any]]:
 
 
 async def next_get(request: web.Request, state: MockState) -> web.Response:
-    return web.json_response(_queue(state))
+    return _respond(_queue(state))
 
 
 async def next_post(request: web.Request, state: MockState) -> web.Response:
@@ -284,26 +293,26 @@ async def next_post(request: web.Request, state: MockState) -> web.Response:
         state.chosen.add(name, connections)
     except ValueError as exc:
         raise AdminRequestError(str(exc)) from None
-    return web.json_response(_queue(state))
+    return _respond(_queue(state))
 
 
 async def next_delete(request: web.Request, state: MockState) -> web.Response:
     state.chosen.clear()
-    return web.json_response(_queue(state))
+    return _respond(_queue(state))
 
 
 async def connections(request: web.Request, state: MockState) -> web.Response:
-    return web.json_response({"connections": [_summary(r) for r in state.connections]})
+    return _respond({"connections": [_summary(r) for r in state.connections]})
 
 
 async def connection(request: web.Request, state: MockState) -> web.Response:
-    return web.json_response(_detail(_report(state, request.match_info["id"])))
+    return _respond(_detail(_report(state, request.match_info["id"])))
 
 
 async def journal(request: web.Request, state: MockState) -> web.Response:
     selected = Filter(_params(request, None))
     entries = list(selected.entries(state))
-    return web.json_response({"entries": entries, "count": len(entries)})
+    return _respond({"entries": entries, "count": len(entries)})
 
 
 async def journal_wait(request: web.Request, state: MockState) -> web.Response:
@@ -342,7 +351,7 @@ async def journal_wait(request: web.Request, state: MockState) -> web.Response:
         done, entries = check()
     body: dict[str, Any] = {"entries": entries, "count": len(entries), "waited_s": round(loop.time() - started, 3)}
     if done:
-        return web.json_response(body)
+        return _respond(body)
     open_ = [r.id for r in selected.connections(state) if r.open]
     body["error"] = {
         "code": "timeout",
@@ -350,7 +359,7 @@ async def journal_wait(request: web.Request, state: MockState) -> web.Response:
         + (f"; connection(s) {open_} still open" if closed and open_ else "")
         + ("; no connection matches" if not selected.connections(state) else ""),
     }
-    return web.json_response(body, status=408)
+    return _respond(body, status=408)
 
 
 async def divergences(request: web.Request, state: MockState) -> web.Response:
@@ -360,7 +369,7 @@ async def divergences(request: web.Request, state: MockState) -> web.Response:
         for r in selected.connections(state)
         for d in r.engine.divergences
     ]
-    return web.json_response({"divergences": out, "count": len(out)})
+    return _respond({"divergences": out, "count": len(out)})
 
 
 async def unplayed(request: web.Request, state: MockState) -> web.Response:
@@ -369,12 +378,13 @@ async def unplayed(request: web.Request, state: MockState) -> web.Response:
         {"connection": r.id, "cassette": r.engine.cassette.name, "open": r.open, "events": r.engine.unplayed()}
         for r in selected.connections(state)
     ]
-    return web.json_response({"unplayed": out})
+    return _respond({"unplayed": out})
 
 
 async def reset(request: web.Request, state: MockState) -> web.Response:
     state.reset()
-    return web.json_response({"status": "ok"})
+    release_memory()
+    return _respond({"status": "ok"})
 
 
 async def not_found(request: web.Request, state: MockState) -> web.Response:

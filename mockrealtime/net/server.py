@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import json
 import logging
 from typing import Any
 
@@ -23,6 +24,8 @@ from mockrealtime.core.matching import Matcher
 from mockrealtime.protocol import ProtocolError, parse_client_frame
 from mockrealtime.core.engine import ReplaySession, strip_audio
 from mockrealtime.net.admin import add_admin_routes
+from mockrealtime.net.oversize import RealtimeSocket
+from mockrealtime.net.security import admin_guard, install_log_scrubbing, refuse_origin
 from mockrealtime.net.state import STATE, ConnectionReport, MockState, Route
 
 log = logging.getLogger("mockrealtime")
@@ -45,6 +48,9 @@ def negotiate_dialect(request: web.Request) -> str:
 
 async def realtime(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
+    refused_origin = refuse_origin(request, state.config)
+    if refused_origin is not None:
+        return refused_origin
     name = request.match_info.get("name") or request.headers.get(CASSETTE_HEADER) or None
     chosen = name is None and state.chosen.peek() is not None
     name = name or state.chosen.peek()
@@ -53,14 +59,16 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         # in a thread: a first load parses the file, and no cassette may hold up other connections
         cassette = await asyncio.get_running_loop().run_in_executor(None, _resolve, state, name, dialect)
     except CassetteNotFoundError as exc:
+        close = exc.closest
+        log.warning("= no cassette %r for %s%s", exc.name, request.path, f"; did you mean {', '.join(close)}?" if close else "")
         return web.json_response(
             {"error": {"type": "invalid_request_error", "code": "cassette_not_found", "message": str(exc),
-                       "available": state.library.available()}},
+                       "closest": close, "available": state.library.available()}},
             status=404,
         )
     except CassetteError as exc:
         return web.json_response({"error": {"type": "server_error", "code": "cassette_error", "message": str(exc)}}, status=500)
-    ws = web.WebSocketResponse(protocols=("realtime",), compress=False, max_msg_size=0, autoping=True)
+    ws = RealtimeSocket(max_frame_bytes=state.config.max_frame_bytes, protocols=("realtime",), compress=False, autoping=True)
     if not ws.can_prepare(request).ok:
         return web.Response(status=426, text="mockrealtime: this endpoint speaks WebSocket (the Realtime API)\n")
     route = state.routes.get(name) if name else None
@@ -83,6 +91,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     session_index = state.cursor.take(cassette)
     matcher = Matcher.build(cassette.matching, route.matching if route is not None else state.match_override)
     engine = ReplaySession(cassette, session_index, pace=config.pace, matcher=matcher, strict=settings.strict)
+    ws.render_error = lambda error: json.dumps(error.to_event(None, engine.new_event_id()))
     report = ConnectionReport(len(state.connections), cassette.label, session_index, dialect, request.path, engine,
                               route=name, socket=ws)
     state.connections.append(report)
@@ -124,7 +133,6 @@ async def _serve(
     lock = asyncio.Lock()
     timer: asyncio.TimerHandle | None = None
     validator = state.validators.get(dialect)
-    max_frame = state.config.max_frame_bytes
 
     async def flush() -> None:
         nonlocal timer
@@ -162,21 +170,16 @@ async def _serve(
     try:
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
-                data = msg.data
-                if len(data) > max_frame:
-                    reject(ProtocolError("message_too_large", f"mockrealtime: message of {len(data)} bytes exceeds the {max_frame}-byte limit", None), None)
+                # oversized or non-UTF-8 frames never get here: RealtimeSocket answers them, then 1009/1007
+                event, error = parse_client_frame(msg.data)
+                if error is None and validator is not None:
+                    error = validator.admit(event, engine.expects)  # type: ignore[arg-type]
+                if error is not None:
+                    reject(error, event)
                 else:
-                    event, error = parse_client_frame(data)
-                    if error is None and validator is not None:
-                        error = validator.validate(event)  # type: ignore[arg-type]
-                        if error is not None and engine.expects(event):  # type: ignore[arg-type]
-                            error = None  # the recording shows the real API's answer to it
-                    if error is not None:
-                        reject(error, event)
-                    else:
-                        if log.isEnabledFor(logging.DEBUG):
-                            log.debug("< %s", strip_audio(event).get("type"))  # type: ignore[arg-type]
-                        engine.receive(event, now_ms())  # type: ignore[arg-type]
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug("< %s", strip_audio(event).get("type"))  # type: ignore[arg-type]
+                    engine.receive(event, now_ms())  # type: ignore[arg-type]
             elif msg.type is WSMsgType.BINARY:
                 reject(parse_client_frame(msg.data)[1], None)  # type: ignore[arg-type]
             else:
@@ -219,7 +222,8 @@ def settle_gc_for_serving() -> None:
 def make_app(config: ServerConfig | None = None) -> web.Application:
     """The mockrealtime application: Realtime endpoints, cassette-prefixed paths and /healthz."""
     config = config or ServerConfig()
-    app = web.Application()
+    install_log_scrubbing()
+    app = web.Application(middlewares=[admin_guard(config)] if config.admin_enabled else [])
     app[STATE] = MockState(config)
     app.router.add_get("/healthz", healthz)
     for path in REALTIME_PATHS:
@@ -227,6 +231,7 @@ def make_app(config: ServerConfig | None = None) -> web.Application:
     app.router.add_get("/c/{name}", realtime)
     app.router.add_get("/c/{name}/{tail:.*}", realtime)
     app.on_shutdown.append(_close_sockets)
-    add_admin_routes(app)
+    if config.admin_enabled:
+        add_admin_routes(app)
     return app
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import dataclasses
+import gc
 from typing import Any
 
 from aiohttp import web
@@ -65,7 +67,8 @@ class MockState:
         self.cursor = SessionCursor()
         self.connections: list[ConnectionReport] = []
         self.sockets: set[web.WebSocketResponse] = set()
-        self.validators = {d: ClientEventValidator(d) for d in (GA, BETA)} if config.validate else {}
+        # without validation, the validator still refuses wrong JSON types (what the engine cannot read)
+        self.validators = {d: ClientEventValidator(d, schema=config.validate) for d in (GA, BETA)}
         self.match_override = {"mode": config.match_mode} if config.match_mode else None
         self.routes: dict[str, Route] = {}
         #: Admin API: cassettes chosen for connections that name none; long-polls on the journals.
@@ -84,6 +87,28 @@ class MockState:
             if not waiter.done():
                 waiter.set_result(None)
         self.journal_waiters.clear()
+
+
+def release_memory() -> None:
+    """After a reset: collect what the journals held and hand the freed heap back to the OS.
+
+    CPython keeps freed memory for reuse, so a server that once held a large journal would keep
+    that RSS for good; glibc's ``malloc_trim`` returns the free pages at the top and between
+    allocations (elsewhere it does not exist, and this only collects).
+    """
+    gc.collect()
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+def _malloc_trim() -> Any:
+    try:  # the process's own symbols: libc's on Linux, without searching the disk for it
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
 
 
 STATE = web.AppKey("mockrealtime_state", MockState)

@@ -22,13 +22,19 @@ Invariants:
 * The ``input_audio_buffer.append`` fast path only ever answers "valid"; anything it does not
   recognise goes through the schema, so both paths give the same result.
 * Nothing here does I/O or imports asyncio/aiohttp.
+
+A schema violation is excused when the recording holds that very event (``admit``: the recording
+shows the real API's answer to it), but never a wrong JSON *type* (``"response": "x"``, a string
+where the engine reads an object): those are refused even with schema checks turned off. What
+comes before the schema (JSON parsing, the frames no engine should see) and after it (audio
+payloads) lives in :mod:`mockrealtime.protocol.frames`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -36,6 +42,9 @@ from typing import Any
 from typing import TYPE_CHECKING
 
 from mockrealtime.protocol.fastcheck import compile_schema
+from mockrealtime.protocol.frames import ParamPath, ProtocolError, content_error, parse_client_frame
+from mockrealtime.protocol.frames import kind_of as _kind
+from mockrealtime.protocol.frames import render as _render
 
 if TYPE_CHECKING:  # jsonschema is imported only to explain a failure: it costs start-up time
     from jsonschema import Draft202012Validator, ValidationError
@@ -69,70 +78,33 @@ CLIENT_EVENT_TYPES: dict[str, frozenset[str]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class ProtocolError:
-    """an error the server reports in-band; the session stays open."""
-
-    code: str | None
-    message: str
-    param: str | None
-    type: str = "invalid_request_error"
-
-    def to_event(self, client_event_id: str | None, event_id: str) -> dict[str, Any]:
-        """the wire ``error`` event; ``client_event_id`` is the offending event's own id, if any."""
-        return {
-            "type": "error",
-            "event_id": event_id,
-            "error": {
-                "type": self.type,
-                "code": self.code,
-                "message": self.message,
-                "param": self.param,
-                "event_id": client_event_id,
-            },
-        }
-
-
-def parse_client_frame(text: str | bytes) -> tuple[dict[str, Any] | None, ProtocolError | None]:
-    """decode one WebSocket message into an event object, or say why the server would refuse it.
-
-    ``bytes`` stands for a binary frame. The binary and invalid-JSON errors are copied from one live
-    capture (a third-party probe, 2026); it elided what followed "failed to parse JSON value.", so
-    the position suffix here is ours.
-    """
-    if isinstance(text, (bytes, bytearray, memoryview)):
-        return None, ProtocolError(
-            "invalid_event", "Expected a text WebSocket message; binary frames are not supported.", None
-        )
-    try:
-        event = json.loads(text, parse_constant=_reject_constant)
-    except ValueError as exc:
-        where = ""
-        if isinstance(exc, json.JSONDecodeError):
-            where = f" {exc.msg} at line {exc.lineno} column {exc.colno}."
-        return None, ProtocolError("invalid_json", "Invalid event: failed to parse JSON value." + where, None)
-    if not isinstance(event, dict):
-        # Unverified: no capture of a valid JSON frame that is not an object.
-        return None, ProtocolError(
-            "invalid_event", f"Invalid event: expected an object, but got {_kind(event)} instead.", None
-        )
-    return event, None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 class ClientEventValidator:
-    """checks client events of one dialect ("ga" or "beta") the way the real API does."""
+    """checks client events of one dialect ("ga" or "beta") the way the real API does.
 
-    __slots__ = ("dialect", "_fast")
+    ``schema=False`` (``--no-validate``) keeps only the checks that protect the server: a wrong
+    JSON type anywhere in a known event, or a ``type`` that is not a string.
+    """
 
-    def __init__(self, dialect: str) -> None:
+    __slots__ = ("dialect", "schema", "_fast")
+
+    def __init__(self, dialect: str, *, schema: bool = True) -> None:
         if dialect not in _ORDERED_TYPES:
             raise ValueError(f"unknown dialect {dialect!r}: expected 'ga' or 'beta'")
         self.dialect = dialect
+        self.schema = schema
         self._fast = _fast_checks(dialect)
+
+    def admit(self, event: dict[str, Any], recorded: Callable[[dict[str, Any]], bool]) -> ProtocolError | None:
+        """the error to answer ``event`` with, or None to hand it to the replay engine.
+
+        ``recorded(event)`` says whether the recording expects this very event next: then a schema
+        violation is excused (the recording shows the real API's own answer), unless the event has a
+        wrong JSON type somewhere, which is refused whatever the recording or the settings say.
+        """
+        error = self.validate(event) if self.schema else self.shape_error(event)
+        if error is not None and not error.shape and recorded(event):
+            return None
+        return error
 
     def validate(self, event: dict[str, Any]) -> ProtocolError | None:
         """the error the real server would send for this event, or None when it is accepted."""
@@ -143,7 +115,7 @@ class ClientEventValidator:
             # Unverified wording, following the API's invalid_type family.
             return _invalid_type(("type",), "string", event_type)
         if event_type == "input_audio_buffer.append" and _is_plain_append(event):
-            return None
+            return content_error(event)
         fast = self._fast.get(event_type)
         if fast is None:
             supported = _quote_list(_ORDERED_TYPES[self.dialect])
@@ -151,8 +123,19 @@ class ClientEventValidator:
                 "invalid_value", f"Invalid value: '{event_type}'. Supported values are: {supported}.", "type"
             )
         if fast(event):
-            return None  # valid: jsonschema runs only to explain a failure
+            return content_error(event)  # valid: jsonschema runs only to explain a failure
         return _first_error(_compiled(self.dialect)[event_type].iter_errors(event), event)
+
+    def shape_error(self, event: dict[str, Any]) -> ProtocolError | None:
+        """only a wrong JSON type (what the engine could not read), or None."""
+        event_type = event.get("type")
+        if event_type is not None and not isinstance(event_type, str):
+            return _invalid_type(("type",), "string", event_type)
+        fast = self._fast.get(event_type)  # type: ignore[arg-type]
+        if fast is None or fast(event):
+            return None
+        validator = _compiled(self.dialect)[event_type]  # type: ignore[index]
+        return _first_error((e for e in validator.iter_errors(event) if e.validator == "type"), event)
 
 
 _APPEND_KEYS = frozenset({"type", "audio", "event_id"})
@@ -285,13 +268,14 @@ _TYPE_NAMES = {
     "array": "an array",
     "null": "null",
 }
-ParamPath = tuple[str | int, ...]
 
 
 def _first_error(errors: Iterable[ValidationError], event: dict[str, Any]) -> ProtocolError | None:
     """the one error to report out of all the schema violations (see the module invariants)."""
     best: tuple[tuple[Any, ...], ProtocolError] | None = None
+    shape = False
     for error in errors:
+        shape = shape or error.validator == "type"
         for path, found in _translate(error):
             if found.code == "missing_required_parameter":
                 order = _positions(event, path[:-1]) + (error.validator_value.index(path[-1]),)
@@ -301,7 +285,9 @@ def _first_error(errors: Iterable[ValidationError], event: dict[str, Any]) -> Pr
             key = (len(path), rank, order, len(error.absolute_schema_path), found.message)
             if best is None or key < best[0]:
                 best = key, found
-    return None if best is None else best[1]
+    if best is None:
+        return None
+    return dataclasses.replace(best[1], shape=True) if shape and not best[1].shape else best[1]
 
 
 def _translate(error: ValidationError) -> Iterable[tuple[ParamPath, ProtocolError]]:
@@ -350,7 +336,7 @@ def _invalid_type(path: ParamPath, expected: str | Sequence[str], instance: Any)
     described = names[0] if len(names) == 1 else "one of " + ", ".join(names[:-1]) + " or " + names[-1]
     param = _render(path)
     message = f"Invalid type for '{param}': expected {described}, but got {_kind(instance)} instead."
-    return ProtocolError("invalid_type", message, param)
+    return ProtocolError("invalid_type", message, param, shape=True)
 
 
 def _out_of_range(
@@ -369,14 +355,6 @@ def _out_of_range(
     return ProtocolError(code, message, param)
 
 
-def _render(path: ParamPath) -> str:
-    """the API's param style: session.tools[0].name."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text
-
-
 def _positions(event: Any, path: ParamPath) -> tuple[int, ...]:
     """where each step of path sits among its siblings, so ties go to the field sent first."""
     order = []
@@ -385,22 +363,6 @@ def _positions(event: Any, path: ParamPath) -> tuple[int, ...]:
         order.append(part if isinstance(part, int) else list(node).index(part))
         node = node[part]
     return tuple(order)
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a decimal"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
 
 
 def _scalar(value: Any) -> str:

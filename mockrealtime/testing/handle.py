@@ -21,6 +21,7 @@ returned as a report (:mod:`mockrealtime.testing.report`) that the plugin raises
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import itertools
 import json
 import os
@@ -129,6 +130,16 @@ def _locate(cassette: str | None, dialect: str | None, *, cassette_dir: str, def
     return CassetteLocation(stem + suffix, files)
 
 
+def _close_names(path: str) -> list[str]:
+    """Cassette names near the one at ``path`` (beside it, or bundled): what a typo meant."""
+    wanted = os.path.basename(path).split(".")[0]
+    names: set[str] = set()
+    for folder in (os.path.dirname(path), bundled_cassette_dir()):
+        if os.path.isdir(folder):
+            names.update(f.split(".")[0] for f in os.listdir(folder) if f.endswith(_EXTENSIONS))
+    return difflib.get_close_matches(wanted, sorted(names - {wanted}), n=3)
+
+
 def _variants(stem: str) -> tuple[str, ...]:
     return tuple(
         stem + variant + ext
@@ -231,9 +242,11 @@ class RealtimeMock:
                 f"over (record mode {self.settings.record_mode!r}); use record mode 'none' or 'once', or name another cassette"
             )
         if self.mode == "replay" and not self.location.exists:
+            close = _close_names(self.location.path)
+            typo = f"\nA typo? Close names: {', '.join(close)}." if close else ""
             raise CassetteError(
                 f"mockrealtime: no cassette at {display_path(self.location.path)}, and record mode "
-                f"{self.settings.record_mode!r} never goes live.\nRecord it: {rerecord_command(self.nodeid, 'once')}"
+                f"{self.settings.record_mode!r} never goes live.{typo}\nRecord it: {rerecord_command(self.nodeid, 'once')}"
                 " (the key comes from OPENAI_API_KEY)"
             )
         if self.settings.record_mode == "rewrite":

@@ -10,6 +10,8 @@ Pytest-free, so the rule is tested as a plain function.
 
 from __future__ import annotations
 
+import difflib
+
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
@@ -95,8 +97,10 @@ def resolve_settings(
     for source, layer, valid in layers:
         unknown = sorted(set(layer) - set(valid))
         if unknown:
+            close = [c for u in unknown for c in difflib.get_close_matches(u, valid, n=1)]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise ConfigError(
-                f"{source}: unknown argument(s) {', '.join(unknown)}; valid: {', '.join(valid)}"
+                f"{source}: unknown argument(s) {', '.join(unknown)}{hint}; valid: {', '.join(valid)}"
             )
         for key, value in layer.items():
             if value is not None and key not in values:
