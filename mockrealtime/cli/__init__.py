@@ -185,7 +185,23 @@ def _show(args: argparse.Namespace) -> int:
     if args.session is not None and not 0 <= args.session < len(cassette.sessions):
         print(f"mockrealtime show: {cassette.label} has sessions 0 to {len(cassette.sessions) - 1}", file=sys.stderr)
         return 2
-    sys.stdout.write(render(cassette, None if args.session is None else [args.session]))
+    sessions = None if args.session is None else [args.session]
+    if not args.html:
+        if args.output:
+            print("mockrealtime show: -o/--output goes with --html", file=sys.stderr)
+            return 2
+        sys.stdout.write(render(cassette, sessions))
+        return 0
+    from mockrealtime.core.timeline_html import render_cassette
+
+    page = render_cassette(cassette, sessions)
+    if args.output == "-":
+        sys.stdout.write(page)
+        return 0
+    output = args.output or os.path.basename(cassette.path or cassette.name).rsplit(".", 1)[0] + ".html"
+    with open(output, "w", encoding="utf-8") as f:
+        f.write(page)
+    print(f"mockrealtime show: wrote {output} ({len(page.encode()) // 1024} KiB); open it in a browser")
     return 0
 
 
@@ -238,10 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--output", "-o", default=".", metavar="DIR", help="directory to write the cassettes to (default: the current one)")
     compile_.add_argument("--check", action="store_true", help="write nothing; exit 1 if the cassettes in DIR differ from what the scenarios compile to")
     compile_.set_defaults(func=_compile)
-    show = sub.add_parser("show", parents=[common], help="print a cassette as a conversation timeline")
+    show = sub.add_parser("show", parents=[common], help="print a cassette as a conversation timeline (--html: as a page to look at and listen to)")
     show.add_argument("path", metavar="PATH", help="a cassette file, or the name of a served cassette")
     show.add_argument("--session", type=int, default=None, help="only this session (default: all)")
     show.add_argument("--dialect", choices=("ga", "beta"), default="ga", help="for a name: which variant (default ga)")
+    show.add_argument("--html", action="store_true", help="write one self-contained HTML page: a time axis, the lines, audio players")
+    show.add_argument("--output", "-o", default=None, metavar="FILE", help="with --html: where to write it (default NAME.html here; - for stdout)")
     show.set_defaults(func=_show)
     return parser
 

@@ -84,6 +84,41 @@ def wav_bytes(fmt: AudioFormat, data: bytes) -> bytes:
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
+def _ulaw_sample(u: int) -> int:
+    u = ~u & 0xFF
+    t = (((u & 0x0F) << 3) + 0x84) << ((u & 0x70) >> 4)
+    return 0x84 - t if u & 0x80 else t - 0x84
+
+
+def _alaw_sample(a: int) -> int:
+    a ^= 0x55
+    t, seg = (a & 0x0F) << 4, (a & 0x70) >> 4
+    t = t + 8 if seg == 0 else (t + 0x108) << max(seg - 1, 0)
+    return t if a & 0x80 else -t
+
+
+def _byte_tables(sample: Callable[[int], int]) -> tuple[bytes, bytes]:
+    """Translation tables from a G.711 byte to the low and the high byte of its 16-bit sample."""
+    words = [sample(b) & 0xFFFF for b in range(256)]
+    return bytes(w & 0xFF for w in words), bytes(w >> 8 for w in words)
+
+
+# ITU-T G.711 expansion (the reference decoder's arithmetic, as audioop had it). audioop left the
+# standard library in Python 3.13 and no runtime dependency may replace it: two 256-byte tables.
+_G711_TABLES = {G711_ULAW.name: _byte_tables(_ulaw_sample), G711_ALAW.name: _byte_tables(_alaw_sample)}
+
+
+def to_pcm16(fmt: AudioFormat, data: bytes) -> tuple[AudioFormat, bytes]:
+    """Audio as 16-bit linear PCM at its own rate, which every browser plays: G.711 is expanded."""
+    tables = _G711_TABLES.get(fmt.name)
+    if tables is None:
+        return fmt, data
+    out = bytearray(2 * len(data))
+    out[0::2] = data.translate(tables[0])
+    out[1::2] = data.translate(tables[1])
+    return AudioFormat(f"pcm16_{fmt.rate_hz}", fmt.rate_hz, 2, 1), bytes(out)
+
+
 def parse_wav(blob: bytes) -> tuple[AudioFormat, bytes]:
     """Format and sample data of a WAV file held in memory; ValueError says what is wrong."""
     fmt, start, size = _walk_wav(lambda pos, n: blob[pos : pos + n], len(blob))

@@ -14,6 +14,11 @@ One line per thing that happened, at its time since connect, with who did it:
 
 Deltas, content parts, item echoes and rate limits are folded into the lines above. Sans-IO:
 no aiohttp, no asyncio, and audio is measured from its byte counts, never read.
+
+Each line also says what kind of thing it is, which event it came from, what its text shortened, and
+where its audio lies in the session's audio *tracks* (the user's microphone and the assistant's
+speech, each one stream of the session's audio events): what the HTML view (``timeline_html``)
+draws from, without a second reading of the conversation.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 from mockrealtime.core import audio as _audio
 from mockrealtime.core.cassette import Cassette, RecordedEvent
 from mockrealtime.core.events import AUDIO_APPEND, AUDIO_DELTA_TYPES, Direction
+from mockrealtime.core.summaries import format_name, quote, response_summary, session_summary, short
 
 _TEXT_DELTAS = frozenset({"response.output_text.delta", "response.text.delta"})
 _TRANSCRIPT_DELTAS = frozenset({"response.output_audio_transcript.delta", "response.audio_transcript.delta"})
@@ -41,11 +47,36 @@ _QUIET = frozenset(
 )
 
 
+@dataclasses.dataclass(slots=True)
+class Track:
+    """One side's audio of a session in one format: the audio events, in order (never read here)."""
+
+    who: str  # user | assistant
+    format: _audio.AudioFormat
+    events: list[RecordedEvent] = dataclasses.field(default_factory=list)
+    ms: float = 0.0  # its duration so far
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Clip:
+    """The stretch of a track a line's audio is: ``tracks[track]``, from ``start_ms`` to ``end_ms``."""
+
+    track: int
+    start_ms: float
+    end_ms: float
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Line:
     at_ms: float
     who: str  # user | assistant | tool | client | vad | server
     text: str
+    #: what it is, as words the HTML view styles: mic, speech, said, call, output, error, cancel,
+    #: cut (an answer cut short), vad, speech_started, speech_stopped, session
+    kind: str = ""
+    index: int = -1  # the event it came from (its index in the session's events)
+    detail: str = ""  # what ``text`` shortens, in full: tool arguments and outputs, error bodies
+    clip: Clip | None = None
 
     def render(self) -> str:
         return f"{self.at_ms / 1000:9.3f}s  {self.who:<9}  {self.text}"
@@ -60,23 +91,11 @@ class _Item:
     transcript: list[str] = dataclasses.field(default_factory=list)
     audio_bytes: int = 0
     arguments: list[str] = dataclasses.field(default_factory=list)
-
-
-def _short(text: str, limit: int = 70) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _quote(text: str) -> str:
-    return json.dumps(" ".join(text.split()), ensure_ascii=False)
+    clip: tuple[int, float] | None = None  # (track, start_ms) of its first audio
 
 
 def _secs(ms: float) -> str:
     return f"{ms / 1000:.2f} s"
-
-
-def _format_name(fmt: _audio.AudioFormat | None) -> str:
-    return {"pcm16": "pcm16 24 kHz", "g711_ulaw": "G.711 u-law", "g711_alaw": "G.711 A-law"}.get(fmt.name, fmt.name) if fmt else "?"
 
 
 class _Session:
@@ -91,13 +110,38 @@ class _Session:
         self.mic_start_ms: float | None = None  # time of the first append of the current stretch
         self.mic_chunks = 0
         self.mic_ms = 0.0  # audio in the current stretch
+        self.mic_index = -1
+        self.mic_bytes = 0
+        self.mic_clip: tuple[int, float] | None = None
         self.input_ms = 0.0  # all input audio so far (what VAD positions count)
+        self.tracks: list[Track] = []
+        self._open: dict[str, int] = {}  # who -> the track their audio goes to now
+        self.index = -1  # of the event being read
 
-    def add(self, at_ms: float, who: str, text: str) -> None:
-        self.lines.append(Line(at_ms, who, text))
+    def add(self, at_ms: float, who: str, text: str, kind: str = "", *, index: int | None = None,
+            detail: str = "", clip: Clip | None = None) -> None:
+        self.lines.append(Line(at_ms, who, text, kind, self.index if index is None else index, detail, clip))
+
+    def _audio(self, who: str, fmt: _audio.AudioFormat, ev: RecordedEvent) -> tuple[int, float]:
+        """Add an audio event to ``who``'s track (a new one when the format changed): (track, start ms)."""
+        n = self._open.get(who)
+        if n is None or self.tracks[n].format is not fmt:
+            n = self._open[who] = len(self.tracks)
+            self.tracks.append(Track(who, fmt))
+        track = self.tracks[n]
+        start = track.ms
+        track.events.append(ev)
+        track.ms += fmt.duration_ms(ev.audio_bytes)
+        return n, start
+
+    def _clip(self, start: tuple[int, float] | None, n_bytes: int) -> Clip | None:
+        if start is None:
+            return None
+        return Clip(start[0], start[1], start[1] + self.tracks[start[0]].format.duration_ms(n_bytes))
 
     def run(self) -> list[Line]:
-        for ev in self.events:
+        for index, ev in enumerate(self.events):
+            self.index = index
             if ev.direction is Direction.CLIENT:
                 if ev.type == AUDIO_APPEND:
                     self._append(ev)
@@ -115,9 +159,11 @@ class _Session:
     # -- microphone ---------------------------------------------------------------------------------
 
     def _append(self, ev: RecordedEvent) -> None:
+        where = self._audio("user", self.input_format, ev)
         if self.mic_start_ms is None:
-            self.mic_start_ms = ev.offset_ms
+            self.mic_start_ms, self.mic_index, self.mic_clip = ev.offset_ms, self.index, where
         self.mic_chunks += 1
+        self.mic_bytes += ev.audio_bytes
         ms = self.input_format.duration_ms(ev.audio_bytes)
         self.mic_ms += ms
         self.input_ms += ms
@@ -129,11 +175,12 @@ class _Session:
         chunks = f"{self.mic_chunks} chunk{'s' if self.mic_chunks != 1 else ''}"
         mismatch = ""
         if self.requested_input not in (None, self.input_format):
-            mismatch = (f"; measured as {_format_name(self.input_format)}, the session's format, though the client "
-                        f"asked for {_format_name(self.requested_input)}")
+            mismatch = (f"; measured as {format_name(self.input_format)}, the session's format, though the client "
+                        f"asked for {format_name(self.requested_input)}")
         self.add(self.mic_start_ms, "user", f"microphone: {_secs(self.mic_ms)} of audio in {chunks} "
-                 f"(input {_secs(upto - self.mic_ms)} to {_secs(upto)}{mismatch})")
-        self.mic_start_ms, self.mic_chunks, self.mic_ms = None, 0, 0.0
+                 f"(input {_secs(upto - self.mic_ms)} to {_secs(upto)}{mismatch})", "mic",
+                 index=self.mic_index, clip=self._clip(self.mic_clip, self.mic_bytes))
+        self.mic_start_ms, self.mic_chunks, self.mic_ms, self.mic_bytes = None, 0, 0.0, 0
 
     # -- client -------------------------------------------------------------------------------------
 
@@ -144,15 +191,15 @@ class _Session:
             session = e.get("session") if isinstance(e.get("session"), dict) else {}
             # formats change only when the server confirms (a rejected update changes nothing)
             self.requested_input = _audio.session_formats(session)[0] or self.requested_input
-            self.add(at, "client", f"{etype}: {_session_summary(session) or '(nothing)'}")
+            self.add(at, "client", f"{etype}: {session_summary(session) or '(nothing)'}", "session")
         elif etype == "conversation.item.create":
             self._client_item(at, e.get("item") if isinstance(e.get("item"), dict) else {})
         elif etype == "response.create":
             response = e.get("response") if isinstance(e.get("response"), dict) else {}
-            extra = _response_summary(response)
+            extra = response_summary(response)
             self.add(at, "client", "response.create" + (f": {extra}" if extra else ""))
         elif etype == "response.cancel":
-            self.add(at, "client", "response.cancel" + (f" {e['response_id']}" if e.get("response_id") else ""))
+            self.add(at, "client", "response.cancel" + (f" {e['response_id']}" if e.get("response_id") else ""), "cancel")
         elif etype == "conversation.item.truncate":
             self.add(at, "client", f"truncates {e.get('item_id')} at {_secs(e.get('audio_end_ms') or 0)} of its audio (what the user heard)")
         elif etype == "input_audio_buffer.commit":
@@ -171,28 +218,30 @@ class _Session:
                 if not isinstance(part, dict):
                     continue
                 if isinstance(part.get("text"), str):
-                    parts.append(_quote(part["text"]))
+                    parts.append(quote(part["text"]))
                 elif part.get("type") == "input_audio":
                     n = _audio.b64_decoded_len(part.get("audio") or "")
                     parts.append(f"[audio {_secs(self.input_format.duration_ms(n))}]"
-                                 + (f" {_quote(part['transcript'])}" if part.get("transcript") else ""))
+                                 + (f" {quote(part['transcript'])}" if part.get("transcript") else ""))
                 elif part.get("type") == "item_reference":
                     parts.append(f"[item {part.get('id')}]")
                 else:
                     parts.append(f"[{part.get('type')}]")
             who = "user" if role == "user" else "client"
             prefix = "" if role == "user" else f"adds a {role} message: "
-            self.add(at, who, prefix + (" ".join(parts) or "(empty)"))
+            self.add(at, who, prefix + (" ".join(parts) or "(empty)"), "said")
         elif itype == "function_call_output":
             call_id = item.get("call_id")
             name = self.calls.get(call_id, "?") if isinstance(call_id, str) else "?"
+            output = str(item.get("output"))
             if call_id is None:
-                self.add(at, "tool", f"output without call_id: {_short(str(item.get('output')), 200)}")
+                self.add(at, "tool", f"output without call_id: {short(output, 200)}", "output error", detail=output)
             else:
-                self.add(at, "tool", f"{name} -> {_short(str(item.get('output')), 200)}  [{call_id}]")
+                self.add(at, "tool", f"{name} -> {short(output, 200)}  [{call_id}]", "output", detail=output)
         elif itype == "function_call":
             self.calls[item.get("call_id")] = item.get("name")  # type: ignore[index]
-            self.add(at, "client", f"adds a function call {item.get('name')}({item.get('arguments', '')})  [{item.get('call_id')}]")
+            self.add(at, "client", f"adds a function call {item.get('name')}({item.get('arguments', '')})  [{item.get('call_id')}]",
+                     "call", detail=str(item.get("arguments", "")))
         else:
             self.add(at, "client", f"adds a {itype} item")
 
@@ -204,7 +253,10 @@ class _Session:
     def _server(self, ev: RecordedEvent) -> None:
         etype, at = ev.type, ev.offset_ms
         if etype in AUDIO_DELTA_TYPES:
-            self._item(ev).audio_bytes += ev.audio_bytes
+            item = self._item(ev)
+            item.audio_bytes += ev.audio_bytes
+            where = self._audio("assistant", self.output_format, ev)
+            item.clip = item.clip or where
             return
         if etype in _TEXT_DELTAS:
             self._item(ev).text.append(ev.get("delta") or "")
@@ -219,15 +271,15 @@ class _Session:
         if etype == "session.created":
             session = e.get("session") or {}
             self._formats(session)
-            self.add(at, "server", f"session.created: {_session_summary(session, full=True)}")
+            self.add(at, "server", f"session.created: {session_summary(session, full=True)}", "session")
         elif etype == "session.updated":
             self._formats(e.get("session") or {})
-            self.add(at, "server", "session.updated")
+            self.add(at, "server", "session.updated", "session")
         elif etype == "error":
             err = e.get("error") or {}
             cause = f" (answering {err['event_id']})" if err.get("event_id") else ""
             code = "/".join(str(x) for x in (err.get("type"), err.get("code")) if x)
-            self.add(at, "server", f"error {code}: {err.get('message')}{cause}")
+            self.add(at, "server", f"error {code}: {err.get('message')}{cause}", "error", detail=json.dumps(err, indent=2, ensure_ascii=False))
         elif etype == "response.output_item.added":
             item = e.get("item") or {}
             self.items.setdefault(str(item.get("id")), _Item()).started_ms = at
@@ -238,20 +290,20 @@ class _Session:
         elif etype == "response.done":
             self._response_done(at, e.get("response") or {})
         elif etype == "input_audio_buffer.speech_started":
-            self.add(at, "vad", f"speech started at {_secs(e.get('audio_start_ms') or 0)} of input audio")
+            self.add(at, "vad", f"speech started at {_secs(e.get('audio_start_ms') or 0)} of input audio", "vad speech_started")
         elif etype == "input_audio_buffer.speech_stopped":
-            self.add(at, "vad", f"speech stopped at {_secs(e.get('audio_end_ms') or 0)} of input audio")
+            self.add(at, "vad", f"speech stopped at {_secs(e.get('audio_end_ms') or 0)} of input audio", "vad speech_stopped")
         elif etype == "input_audio_buffer.committed":
-            self.add(at, "vad", f"input audio committed as {e.get('item_id')}")
+            self.add(at, "vad", f"input audio committed as {e.get('item_id')}", "vad")
         elif etype == "input_audio_buffer.timeout_triggered":
-            self.add(at, "vad", f"idle timeout at {_secs(e.get('audio_end_ms') or 0)} of input audio")
+            self.add(at, "vad", f"idle timeout at {_secs(e.get('audio_end_ms') or 0)} of input audio", "vad")
         elif etype == "input_audio_buffer.cleared":
             self.add(at, "server", "input audio buffer cleared")
         elif etype == "conversation.item.input_audio_transcription.completed":
-            self.add(at, "user", f"(transcribed) {_quote(e.get('transcript') or '')}")
+            self.add(at, "user", f"(transcribed) {quote(e.get('transcript') or '')}", "said transcript")
         elif etype == "conversation.item.input_audio_transcription.failed":
             err = e.get("error") or {}
-            self.add(at, "server", f"transcription failed: {err.get('code')}: {err.get('message')}")
+            self.add(at, "server", f"transcription failed: {err.get('code')}: {err.get('message')}", "error")
         elif etype == "conversation.item.truncated":
             self.add(at, "server", f"{e.get('item_id')} truncated at {_secs(e.get('audio_end_ms') or 0)}")
         elif etype == "conversation.item.deleted":
@@ -263,13 +315,14 @@ class _Session:
         seen = self.items.pop(str(item.get("id")), _Item())
         at = seen.started_ms if seen.started_ms is not None else at  # when the assistant began it
         cut = "  (cut short)" if item.get("status") == "incomplete" else ""
+        flag = " cut" if cut else ""
         if item.get("type") == "function_call":
             args = item.get("arguments") or "".join(seen.arguments)
             self.calls[item.get("call_id")] = item.get("name")  # type: ignore[index]
-            self.add(at, "assistant", f"calls {item.get('name')}({args})  [{item.get('call_id')}]{cut}")
+            self.add(at, "assistant", f"calls {item.get('name')}({args})  [{item.get('call_id')}]{cut}", "call" + flag, detail=str(args))
             return
         if item.get("type") != "message":
-            self.add(at, "assistant", f"{item.get('type')} item{cut}")
+            self.add(at, "assistant", f"{item.get('type')} item{cut}", flag.strip())
             return
         pieces = []
         if seen.audio_bytes:
@@ -280,8 +333,9 @@ class _Session:
                 if isinstance(part, dict):
                     text += part.get("text") or part.get("transcript") or ""
         if text:
-            pieces.append(_quote(text))
-        self.add(at, "assistant", (" ".join(pieces) or "(nothing)") + cut)
+            pieces.append(quote(text))
+        self.add(at, "assistant", (" ".join(pieces) or "(nothing)") + cut, ("speech" if seen.audio_bytes else "said") + flag,
+                 clip=self._clip(seen.clip, seen.audio_bytes))
 
     def _response_done(self, at: float, response: dict[str, Any]) -> None:
         status = response.get("status")
@@ -294,7 +348,8 @@ class _Session:
         error = details.get("error") or {}
         if error:
             why = "/".join(str(x) for x in (error.get("type"), error.get("code")) if x)
-        self.add(at, "assistant", f"response {status}" + (f" ({why})" if why else ""))
+        self.add(at, "assistant", f"response {status}" + (f" ({why})" if why else ""), "error" if status == "failed" else "cancel",
+                 detail=json.dumps(details, indent=2, ensure_ascii=False) if details else "")
 
     def _formats(self, session: dict[str, Any]) -> None:
         fin, fout = _audio.session_formats(session)
@@ -302,62 +357,15 @@ class _Session:
         self.output_format = fout or self.output_format
 
 
-def _session_summary(session: dict[str, Any], *, full: bool = False) -> str:
-    """The settings that shape a conversation: model, voice, formats, VAD, instructions, tools."""
-    out = []
-    if full and session.get("model"):
-        out.append(str(session["model"]))
-    audio = session.get("audio") if isinstance(session.get("audio"), dict) else {}
-    modalities = session.get("output_modalities", session.get("modalities"))
-    if isinstance(modalities, list) and not full:
-        out.append(f"output {'+'.join(map(str, modalities))}")
-    voice = session.get("voice") or (audio.get("output") or {}).get("voice")
-    if voice:
-        out.append(f"voice {voice}")
-    fin, fout = _audio.session_formats(session)
-    if fin or fout:
-        out.append(f"audio in {_format_name(fin)}, out {_format_name(fout)}" if fin != fout else f"audio {_format_name(fin)}")
-    td_present = "turn_detection" in session or "turn_detection" in (audio.get("input") or {})
-    td = session.get("turn_detection", (audio.get("input") or {}).get("turn_detection"))
-    if td_present:
-        out.append(f"turn detection {td.get('type')}" if isinstance(td, dict) else "turn detection off")
-    if isinstance(session.get("instructions"), str) and not full:
-        out.append(f"instructions {_quote(_short(session['instructions'], 60))}")
-    tools = session.get("tools")
-    if isinstance(tools, list) and (tools or not full):
-        names = [str(t.get("name") or (t.get("function") or {}).get("name") or t.get("type")) for t in tools if isinstance(t, dict)]
-        out.append(f"tools [{', '.join(names)}]")
-    if "tool_choice" in session and not full:
-        choice = session["tool_choice"]
-        out.append(f"tool_choice {json.dumps(choice) if not isinstance(choice, str) else choice}")
-    if not full:
-        if session.get("model"):
-            out.append(f"model {session['model']}")
-        others = sorted(set(session) - _SUMMARISED)
-        if others:
-            out.append("also " + ", ".join(others))
-    return ", ".join(out)
-
-
-_SUMMARISED = frozenset({"type", "object", "id", "model", "output_modalities", "modalities", "voice", "audio", "input_audio_format", "output_audio_format",
-                         "turn_detection", "instructions", "tools", "tool_choice"})
-
-
-def _response_summary(response: dict[str, Any]) -> str:
-    out = []
-    if "tool_choice" in response:
-        choice = response["tool_choice"]
-        out.append(f"tool_choice {json.dumps(choice) if not isinstance(choice, str) else choice}")
-    if response.get("conversation") == "none":
-        out.append("out of band")
-    if isinstance(response.get("instructions"), str):
-        out.append(f"instructions {_quote(_short(response['instructions'], 60))}")
-    return ", ".join(out)
-
-
 def session_lines(events: list[RecordedEvent]) -> list[Line]:
     """The timeline of one recorded session."""
     return _Session(events).run()
+
+
+def session_view(events: list[RecordedEvent]) -> tuple[list[Line], list[Track]]:
+    """The timeline of one recorded session and its audio tracks (what the lines' clips point into)."""
+    session = _Session(events)
+    return session.run(), session.tracks
 
 
 def render(cassette: Cassette, sessions: list[int] | None = None) -> str:

@@ -13,6 +13,7 @@ only reads it, except for the cassette queue (``chosen``) and ``reset``.
     DELETE /__admin/cassettes/next        empty it
     GET    /__admin/connections           one summary per connection
     GET    /__admin/connections/{id}      one connection: journal, divergences, unplayed
+    GET    /__admin/connections/{id}/timeline.html   the same as a page, above the recording it replays
     GET    /__admin/journal               client events of every connection (filters in the query)
     GET|POST /__admin/journal/wait        long-poll until the journal holds `count` matching events
     GET    /__admin/divergences           every divergence, with its connection
@@ -35,7 +36,9 @@ from aiohttp import web
 
 from mockrealtime.config import parse_bool
 from mockrealtime.core.redaction import mask_tree
+from mockrealtime.core.timeline_html import render_connection
 from mockrealtime.errors import CassetteError
+from mockrealtime.net.admin_timeline import live_connection
 from mockrealtime.net.state import STATE, ConnectionReport, MockState, release_memory
 
 PREFIX = "/__admin"
@@ -309,6 +312,12 @@ async def connection(request: web.Request, state: MockState) -> web.Response:
     return _respond(_detail(_report(state, request.match_info["id"])))
 
 
+async def connection_timeline(request: web.Request, state: MockState) -> web.Response:
+    report = _report(state, request.match_info["id"])
+    page = render_connection(report.engine.cassette, report.session, live_connection(report))
+    return web.Response(text=page, content_type="text/html")
+
+
 async def journal(request: web.Request, state: MockState) -> web.Response:
     selected = Filter(_params(request, None))
     entries = list(selected.entries(state))
@@ -402,6 +411,7 @@ ROUTES: list[tuple[str, str, Callable[[web.Request, MockState], Any], str]] = [
     ("DELETE", "/cassettes/next", next_delete, "empty the queue"),
     ("GET", "/connections", connections, "a summary of each connection"),
     ("GET", "/connections/{id}", connection, "one connection: journal, divergences, unplayed"),
+    ("GET", "/connections/{id}/timeline.html", connection_timeline, "one connection as a page, above the recording it replays"),
     ("GET", "/journal", journal, "client events; filters: connection, cassette, type, outcome"),
     ("GET", "/journal/wait", journal_wait, "the journal filters plus count, closed, timeout_s; 408 on timeout"),
     ("POST", "/journal/wait", journal_wait, "the same with a JSON body"),
