@@ -86,7 +86,7 @@ async def test_the_page_in_headless_chromium_shows_the_call_and_plays_its_g711_a
     assert seen["vad"] == ["▼ speech", "▲ end", "▼ speech"] and seen["heard"] == 1
     assert (seen["scripts"], seen["images"]) == (1, 0)  # the transcript's markup stayed text
     assert seen["ids"] == ["s0-t0", "s0-t1"]
-    for duration, track in zip(seen["durations"], tracks):  # u-law, decoded by the browser as PCM
+    for duration, track in zip(seen["durations"], tracks, strict=True):  # u-law, decoded by the browser as PCM
         assert isinstance(duration, (int, float)), duration
         assert duration == pytest.approx(track.ms / 1000, abs=0.01)
     assert played["marked"] and played["at"] >= played["start"]
@@ -103,7 +103,7 @@ async def test_every_bundled_cassette_page_loads_its_audio_in_chromium(tmp_path)
             seen = await page.evaluate(READ_PAGE)
             assert seen["scripts"] == 1, name
             assert len(seen["durations"]) == len(tracks), name
-            for duration, track in zip(seen["durations"], tracks):
+            for duration, track in zip(seen["durations"], tracks, strict=True):
                 assert isinstance(duration, (int, float)), (name, duration)
                 assert duration == pytest.approx(track.ms / 1000, abs=0.01), name
             if name == "turn_detected" and dialect == "ga":

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import pathlib
 import re
 import warnings
 import wave
@@ -157,7 +156,6 @@ async def test_admin_timeline_shows_what_the_client_sent_with_divergences_above_
     assert f"<h1>connection {connection_id}: function_call</h1>" in page
     assert '<div class="divergences"><h3>1 divergence</h3>' in page
     assert html.escape("expected 'response.create'") in page  # the divergence's summary, escaped
-    pathlib.Path("/tmp/htmltry/live.html").write_text(page)
     assert html.escape(f'response: expected <absent>, received {{"instructions": "{hostile}"}}') in page
     assert '<tr class="row diverged">' in page and page.count('<tr class="row matched">') == 2
     assert re.search(r'<a class="tag live" href="#rec-r\d+">recorded event 1</a>', page)
