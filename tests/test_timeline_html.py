@@ -163,3 +163,13 @@ async def test_admin_timeline_shows_what_the_client_sent_with_divergences_above_
     assert re.search(r'class="row assistant call ahead"', page)  # what is still to play is dimmed
     assert hostile not in page and page.count("<script>") == 1
     assert audio_elements(page)  # the recording's audio plays here too
+
+
+def test_the_page_plays_the_audio_the_sidecars_hold(tmp_path):
+    """Track audio comes from the sidecars (the events hold references to it), byte for byte."""
+    cassette = everything_cassette(str(tmp_path))
+    appends = [ev for ev in cassette.sessions[0].events if ev.type == "input_audio_buffer.append"]
+    assert appends and all(ev.audio is not None for ev in appends)
+    _, _, mic = audio_elements(render_cassette(cassette))["s0-t0"]
+    _, expanded = audio.to_pcm16(audio.G711_ULAW, b"".join(base64.b64decode(ev.event["audio"]) for ev in appends))
+    assert mic == expanded

@@ -27,7 +27,7 @@ from html import escape
 from importlib import resources
 
 from mockrealtime.core import audio as _audio
-from mockrealtime.core.cassette import Cassette
+from mockrealtime.core.cassette import Cassette, RecordedEvent
 from mockrealtime.core.events import AUDIO_APPEND
 from mockrealtime.core.summaries import format_name
 from mockrealtime.core.timeline import Line, Track, session_view
@@ -87,10 +87,16 @@ def _pretty(text: str) -> str:
 # -- audio --------------------------------------------------------------------------------------
 
 
+def _payload(ev: RecordedEvent) -> bytes:
+    """An audio event's bytes: read from its sidecar, or decoded from the event when inline."""
+    if ev.audio is not None:
+        return ev.audio.read()
+    return base64.b64decode(ev.fields.get("audio" if ev.type == AUDIO_APPEND else "delta") or "")
+
+
 def track_wav(track: Track) -> bytes:
     """A track's audio as a WAV file a browser plays (16-bit PCM)."""
-    field = "audio" if track.who == "user" else "delta"
-    data = b"".join(base64.b64decode(ev.event.get(field) or "") for ev in track.events)
+    data = b"".join(_payload(ev) for ev in track.events)
     fmt, pcm = _audio.to_pcm16(track.format, data)
     return _audio.wav_bytes(fmt, pcm)
 
