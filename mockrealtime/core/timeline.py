@@ -72,7 +72,7 @@ class Line:
     who: str  # user | assistant | tool | client | vad | server
     text: str
     #: what it is, as words the HTML view styles: mic, speech, said, call, output, error, cancel,
-    #: cut (an answer cut short), vad, speech_started, speech_stopped, session
+    #: cut (an answer cut short), vad, speech_started, speech_stopped, settings
     kind: str = ""
     index: int = -1  # the event it came from (its index in the session's events)
     detail: str = ""  # what ``text`` shortens, in full: tool arguments and outputs, error bodies
@@ -191,7 +191,7 @@ class _Session:
             session = e.get("session") if isinstance(e.get("session"), dict) else {}
             # formats change only when the server confirms (a rejected update changes nothing)
             self.requested_input = _audio.session_formats(session)[0] or self.requested_input
-            self.add(at, "client", f"{etype}: {session_summary(session) or '(nothing)'}", "session")
+            self.add(at, "client", f"{etype}: {session_summary(session) or '(nothing)'}", "settings")
         elif etype == "conversation.item.create":
             self._client_item(at, e.get("item") if isinstance(e.get("item"), dict) else {})
         elif etype == "response.create":
@@ -271,10 +271,10 @@ class _Session:
         if etype == "session.created":
             session = e.get("session") or {}
             self._formats(session)
-            self.add(at, "server", f"session.created: {session_summary(session, full=True)}", "session")
+            self.add(at, "server", f"session.created: {session_summary(session, full=True)}", "settings")
         elif etype == "session.updated":
             self._formats(e.get("session") or {})
-            self.add(at, "server", "session.updated", "session")
+            self.add(at, "server", "session.updated", "settings")
         elif etype == "error":
             err = e.get("error") or {}
             cause = f" (answering {err['event_id']})" if err.get("event_id") else ""

@@ -174,7 +174,7 @@ def _axis(sid: str, lines: list[Line], total_ms: float) -> list[str]:
             blocks[_lane(line)].append(
                 f'<a class="blk {line.kind}" style="left:{left};width:{_pos(span, total_ms)}" {attrs}{_clip_attr(sid, line)}>'
                 f'{"" if "mic" in kinds else escape(line.text)}</a>')
-        elif "session" not in kinds:
+        elif "settings" not in kinds:
             pins[_lane(line)].append((line.at_ms, f'<a class="pin {line.who} {line.kind}" style="left:{left}" {attrs}>'
                                                   f'<span style="max-width:{{w}}px">{escape(line.text)}</span></a>'))
     out += ["</div>", f'<div class="overlay">{"".join(overlay)}</div>']
@@ -189,7 +189,8 @@ def _axis(sid: str, lines: list[Line], total_ms: float) -> list[str]:
             lane_px = width - 72
             room = ((placed[k + 1][0] if k + 1 < len(placed) else total_ms) - at) / total_ms * lane_px - 10
             if k + 1 == len(placed) and room < 160:
-                html, room = html.replace('class="pin ', 'class="pin flip ', 1), at / total_ms * lane_px - 10
+                before = placed[k - 1][0] if k else 0.0
+                html, room = html.replace('class="pin ', 'class="pin flip ', 1), (at - before) / total_ms * lane_px - 10
             marks.append(html.replace("{w}", str(max(12, min(420, round(room))))))
         out.append(f'<div class="lane {lane}"><span class="lanename">{lane}</span>{"".join(marks)}</div>')
     out += ["</div>", "</div>"]
