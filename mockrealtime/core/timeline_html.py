@@ -183,14 +183,18 @@ def _axis(sid: str, lines: list[Line], total_ms: float) -> list[str]:
             continue
         marks = blocks[lane]
         placed = pins[lane]
+        # a label runs up to the next pin of its lane (the whole text is in its tooltip and row); the
+        # last one, near the end of the axis, runs leftwards instead, sharing the gap with the one before
+        px = (width - 72) / total_ms
+        ends = [p[0] for p in placed[1:]] + [total_ms]
+        flip = bool(placed) and (total_ms - placed[-1][0]) * px < 170
         for k, (at, html) in enumerate(placed):
-            # a label runs up to the next pin of its lane (the whole text is in its tooltip and row);
-            # the last one, near the end of the axis, runs leftwards instead
-            lane_px = width - 72
-            room = ((placed[k + 1][0] if k + 1 < len(placed) else total_ms) - at) / total_ms * lane_px - 10
-            if k + 1 == len(placed) and room < 160:
+            room = (ends[k] - at) * px - 10
+            if flip and k == len(placed) - 2:
+                room = room / 2
+            elif flip and k == len(placed) - 1:
                 before = placed[k - 1][0] if k else 0.0
-                html, room = html.replace('class="pin ', 'class="pin flip ', 1), (at - before) / total_ms * lane_px - 10
+                html, room = html.replace('class="pin ', 'class="pin flip ', 1), (at - before) * px / (2 if k else 1) - 10
             marks.append(html.replace("{w}", str(max(12, min(420, round(room))))))
         out.append(f'<div class="lane {lane}"><span class="lanename">{lane}</span>{"".join(marks)}</div>')
     out += ["</div>", "</div>"]
