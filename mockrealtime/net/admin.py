@@ -36,9 +36,7 @@ from aiohttp import web
 
 from mockrealtime.config import parse_bool
 from mockrealtime.core.redaction import mask_tree
-from mockrealtime.core.timeline_html import render_connection
 from mockrealtime.errors import CassetteError
-from mockrealtime.net.admin_timeline import live_connection
 from mockrealtime.net.state import STATE, ConnectionReport, MockState, release_memory
 
 PREFIX = "/__admin"
@@ -313,9 +311,9 @@ async def connection(request: web.Request, state: MockState) -> web.Response:
 
 
 async def connection_timeline(request: web.Request, state: MockState) -> web.Response:
-    report = _report(state, request.match_info["id"])
-    page = render_connection(report.engine.cassette, report.session, live_connection(report))
-    return web.Response(text=page, content_type="text/html")
+    from mockrealtime.net.admin_timeline import timeline_page  # imported when asked: not on every start-up
+
+    return web.Response(text=timeline_page(_report(state, request.match_info["id"])), content_type="text/html")
 
 
 async def journal(request: web.Request, state: MockState) -> web.Response:

@@ -8,7 +8,7 @@ and nothing else.
 
 from __future__ import annotations
 
-from mockrealtime.core.timeline_html import LiveConnection, LiveEntry
+from mockrealtime.core.timeline_html import LiveConnection, LiveEntry, render_connection
 from mockrealtime.net.state import ConnectionReport
 
 
@@ -28,3 +28,8 @@ def live_connection(report: ConnectionReport) -> LiveConnection:
         ("divergences", str(len(engine.divergences))),
     )
     return LiveConnection(f"connection {report.id}: {engine.cassette.name}", facts, tuple(entries), ahead)
+
+
+def timeline_page(report: ConnectionReport) -> str:
+    """The connection as a page: what its client sent above the recording it replays."""
+    return render_connection(report.engine.cassette, report.session, live_connection(report))
