@@ -124,6 +124,12 @@ def test_output_without_html_is_refused(capsys):
     assert "-o/--output goes with --html" in capsys.readouterr().err
 
 
+def test_an_output_that_cannot_be_written_is_an_error_not_a_traceback(tmp_path, capsys):
+    assert main(["show", "--html", "hello", "-o", str(tmp_path / "missing" / "page.html")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mockrealtime show: cannot write ") and "No such file or directory" in err
+
+
 def test_one_session_only(tmp_path):
     out = tmp_path / "one.html"
     assert main(["show", "--html", "hello", "--session", "0", "-o", str(out)]) == 0

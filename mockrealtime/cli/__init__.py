@@ -199,8 +199,12 @@ def _show(args: argparse.Namespace) -> int:
         sys.stdout.write(page)
         return 0
     output = args.output or os.path.basename(cassette.path or cassette.name).rsplit(".", 1)[0] + ".html"
-    with open(output, "w", encoding="utf-8") as f:
-        f.write(page)
+    try:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(page)
+    except OSError as exc:
+        print(f"mockrealtime show: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     print(f"mockrealtime show: wrote {output} ({len(page.encode()) // 1024} KiB); open it in a browser")
     return 0
 
