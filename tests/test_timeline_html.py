@@ -163,7 +163,8 @@ async def test_admin_timeline_shows_what_the_client_sent_with_divergences_above_
     assert '<div class="divergences"><h3>1 divergence</h3>' in page
     assert html.escape("expected 'response.create'") in page  # the divergence's summary, escaped
     assert html.escape(f'response: expected <absent>, received {{"instructions": "{hostile}"}}') in page
-    assert '<tr class="row diverged">' in page and page.count('<tr class="row matched">') == 2
+    assert re.search(r"<tr id=\"live-r2\" class=\"row client diverged\">", page) and len(re.findall(r"class=\"row \w+ matched\"", page)) == 2
+    assert re.search(r"<a class=\"pin client error\"", page)  # on the live time axis too
     assert re.search(r'<a class="tag live" href="#rec-r\d+">recorded event 1</a>', page)
     assert page.count("matched live at") == 2  # on the recording's lines they matched
     assert re.search(r'class="row assistant call ahead"', page)  # what is still to play is dimmed

@@ -275,11 +275,9 @@ def render_cassette(cassette: Cassette, sessions: list[int] | None = None) -> st
 # -- a live connection --------------------------------------------------------------------------
 
 
-def _live_rows(entries: tuple[LiveEntry, ...], recorded: dict[int, Line], sid: str,
-               row_of: dict[int, int]) -> list[str]:
-    """The client's events, appends folded into stretches, each with what became of it."""
-    out = ['<table class="rows live">', "<thead><tr><th>time</th><th>outcome</th><th>what the client sent</th></tr></thead>",
-           "<tbody>"]
+def _live_lines(entries: tuple[LiveEntry, ...], recorded: dict[int, Line]) -> list[tuple[Line, LiveEntry | None]]:
+    """The client's events as lines (appends folded into stretches), each with its journal entry."""
+    out: list[tuple[Line, LiveEntry | None]] = []
     n = 0
     while n < len(entries):
         entry = entries[n]
@@ -288,20 +286,30 @@ def _live_rows(entries: tuple[LiveEntry, ...], recorded: dict[int, Line], sid: s
             while end + 1 < len(entries) and entries[end + 1].type == AUDIO_APPEND and entries[end + 1].outcome == "audio":
                 end += 1
             text = f"microphone: {end - n + 1} chunk{'s' if end > n else ''}, until {_secs(entries[end].at_ms)}"
-            out.append(f'<tr class="row user mic audio"><td class="t">{_secs(entry.at_ms)}</td><td class="who">audio</td>'
-                       f'<td class="what">{escape(text)}</td></tr>')
+            out.append((Line(entry.at_ms, "user", text, "mic"), None))
             n = end + 1
             continue
-        what = f'<span class="text">{escape(entry.type)}</span>'
         line = recorded.get(entry.event_index) if entry.event_index is not None else None
-        if line is not None:
-            what += (f' <a class="tag live" href="#{sid}-r{row_of[entry.event_index]}">recorded event {entry.event_index}</a>'  # type: ignore[index]
-                     f' <span class="recorded">{escape(line.text)}</span>')
-        if entry.note:
-            what += f'<div class="note">{escape(entry.note)}</div>'
-        out.append(f'<tr class="row {escape(entry.outcome)}"><td class="t">{_secs(entry.at_ms)}</td>'
-                   f'<td class="who">{escape(entry.outcome)}</td><td class="what">{what}</td></tr>')
+        who = line.who if line is not None and line.who in ("user", "tool") else "client"
+        kind = "error" if entry.outcome in ("diverged", "rejected") else ""
+        out.append((Line(entry.at_ms, who, entry.type, kind, -1 if entry.event_index is None else entry.event_index), entry))
         n += 1
+    return out
+
+
+def _live_rows(lines: list[tuple[Line, LiveEntry | None]], recorded: dict[int, Line], row_of: dict[int, int]) -> list[str]:
+    out = ['<table class="rows live">', "<thead><tr><th>time</th><th>outcome</th><th>what the client sent</th></tr></thead>",
+           "<tbody>"]
+    for n, (line, entry) in enumerate(lines):
+        outcome = entry.outcome if entry is not None else "audio"
+        what = f'<span class="text">{escape(line.text)}</span>'
+        if line.index in recorded:
+            what += (f' <a class="tag live" href="#rec-r{row_of[line.index]}">recorded event {line.index}</a>'
+                     f' <span class="recorded">{escape(recorded[line.index].text)}</span>')
+        if entry is not None and entry.note:
+            what += f'<div class="note">{escape(entry.note)}</div>'
+        out.append(f'<tr id="live-r{n}" class="row {line.who} {escape(outcome)}"><td class="t">{_secs(line.at_ms)}</td>'
+                   f'<td class="who">{escape(outcome)}</td><td class="what">{what}</td></tr>')
     out += ["</tbody>", "</table>"]
     return out
 
@@ -322,7 +330,9 @@ def render_connection(cassette: Cassette, session_index: int, live: LiveConnecti
         body.append("</ol></div>")
     else:
         body.append('<p class="ok">no divergence: every client event matched the recording or was answered</p>')
-    body += _live_rows(live.entries, recorded, "rec", row_of)
+    lines_live = _live_lines(live.entries, recorded)
+    body += _axis("live", [line for line, _ in lines_live], _extent_ms([line for line, _ in lines_live]))
+    body += _live_rows(lines_live, recorded, row_of)
     body.append("</section>")
     body += _session_section(cassette, session_index, sid="rec", heading=f"The recording: {cassette.name}, session {session_index}",
                              ahead=live.ahead, live_at=live_at)
