@@ -43,16 +43,20 @@ READ_PAGE = """(async () => {
   };
 })()"""
 
-#: Click a line's play button: the track seeks to the line's stretch and plays it, the line is marked.
+#: Click the play button of the second microphone stretch (the track holds more after it): the track
+#: seeks to it, the line is marked while it plays, and playback pauses where the stretch ends.
 PLAY_CLIP = """(async () => {
-  const button = document.querySelector('tr.assistant.speech button.play');
-  const [id, startMs] = button.dataset.clip.split(" ");
+  const button = document.querySelectorAll("tr.user.mic button.play")[1];
+  const [id, startMs, endMs] = button.dataset.clip.split(" ");
   const audio = document.getElementById(id);
+  const row = button.closest("tr");
   const playing = new Promise((ok) => audio.addEventListener("playing", ok, { once: true }));
   button.click();
   await playing;
-  return { start: Number(startMs) / 1000, at: audio.currentTime,
-           marked: button.closest("tr").classList.contains("playing") };
+  const seen = { start: Number(startMs) / 1000, end: Number(endMs) / 1000, at: audio.currentTime,
+                 marked: row.classList.contains("playing") };
+  await new Promise((ok) => audio.addEventListener("pause", ok, { once: true }));
+  return { ...seen, stopped: audio.currentTime, unmarked: !row.classList.contains("playing"), total: audio.duration };
 })()"""
 
 
@@ -90,6 +94,7 @@ async def test_the_page_in_headless_chromium_shows_the_call_and_plays_its_g711_a
         assert isinstance(duration, (int, float)), duration
         assert duration == pytest.approx(track.ms / 1000, abs=0.01)
     assert played["marked"] and played["at"] >= played["start"]
+    assert played["end"] <= played["stopped"] < played["total"] and played["unmarked"]  # stopped at its end
 
 
 async def test_every_bundled_cassette_page_loads_its_audio_in_chromium(tmp_path):
