@@ -61,7 +61,12 @@ def test_the_page_shows_turns_tool_calls_vad_cancellations_errors_and_playable_g
     cassette = everything_cassette(str(tmp_path))
     page = render_cassette(cassette)
     assert '<a class="vadline vad speech_started"' in page and '<a class="vadline vad speech_stopped"' in page
-    assert '<a class="blk heard"' in page  # what server VAD heard, from speech_started to speech_stopped
+    # what server VAD heard (input audio 0.18 s to 1.00 s), where the microphone sent it (0.38 s to 1.20 s
+    # since connect, not where VAD reported it: 0.5 s and 1.3 s), and playable
+    total = float(re.search(r'<span class="tick" style="left:([\d.]+)%">1 s</span>', page).group(1))  # % per second
+    heard = re.search(r'<a class="blk heard" style="left:([\d.]+)%;width:([\d.]+)%"[^>]*data-clip="s0-t0 180.0 1000.0">', page)
+    assert heard and float(heard.group(1)) == pytest.approx(0.38 * total, abs=0.01)
+    assert float(heard.group(2)) == pytest.approx(0.82 * total, abs=0.01)
     assert 'class="row assistant call"' in page
     assert f"<pre>{html.escape(ARGUMENTS)}</pre>" not in page  # arguments are shown indented
     assert html.escape('{\n  "city": "Paris & <Lyon>"\n}') in page

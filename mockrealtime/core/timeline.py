@@ -139,6 +139,12 @@ class _Session:
             return None
         return Clip(start[0], start[1], start[1] + self.tracks[start[0]].format.duration_ms(n_bytes))
 
+    def _at_input(self, pos: Any) -> Clip | None:
+        """A VAD position in the input audio, as a point of the user's current track."""
+        n = self._open.get("user")
+        point = None if n is None or not isinstance(pos, (int, float)) else self.tracks[n].ms - (self.input_ms - pos)
+        return None if point is None or not 0 <= point <= self.tracks[n].ms else Clip(n, point, point)  # type: ignore[index]
+
     def run(self) -> list[Line]:
         for index, ev in enumerate(self.events):
             self.index = index
@@ -290,9 +296,11 @@ class _Session:
         elif etype == "response.done":
             self._response_done(at, e.get("response") or {})
         elif etype == "input_audio_buffer.speech_started":
-            self.add(at, "vad", f"speech started at {_secs(e.get('audio_start_ms') or 0)} of input audio", "vad speech_started")
+            pos = e.get("audio_start_ms") or 0
+            self.add(at, "vad", f"speech started at {_secs(pos)} of input audio", "vad speech_started", clip=self._at_input(pos))
         elif etype == "input_audio_buffer.speech_stopped":
-            self.add(at, "vad", f"speech stopped at {_secs(e.get('audio_end_ms') or 0)} of input audio", "vad speech_stopped")
+            pos = e.get("audio_end_ms") or 0
+            self.add(at, "vad", f"speech stopped at {_secs(pos)} of input audio", "vad speech_stopped", clip=self._at_input(pos))
         elif etype == "input_audio_buffer.committed":
             self.add(at, "vad", f"input audio committed as {e.get('item_id')}", "vad")
         elif etype == "input_audio_buffer.timeout_triggered":

@@ -30,7 +30,7 @@ from mockrealtime.core import audio as _audio
 from mockrealtime.core.cassette import Cassette, RecordedEvent
 from mockrealtime.core.events import AUDIO_APPEND
 from mockrealtime.core.summaries import format_name
-from mockrealtime.core.timeline import Line, Track, session_view
+from mockrealtime.core.timeline import Clip, Line, Track, session_view
 
 #: Lanes of the time axis, top to bottom: who did it (tool calls and their outputs share one).
 LANES = ("user", "assistant", "tool", "client", "server")
@@ -141,6 +141,14 @@ def _extent_ms(lines: list[Line]) -> float:
     return max(end * 1.1 + 200, 1000.0)  # room for the last labels
 
 
+def _wall_ms(clip: Clip | None, mics: list[Line]) -> float | None:
+    """When the microphone sent a point of its track: within a stretch, the client streams in real time."""
+    for mic in mics:
+        if clip is not None and mic.clip is not None and mic.clip.track == clip.track and mic.clip.start_ms <= clip.start_ms <= mic.clip.end_ms:
+            return mic.at_ms + clip.start_ms - mic.clip.start_ms
+    return None
+
+
 def _pos(ms: float, total_ms: float) -> str:
     return f"{100 * ms / total_ms:.3f}%"
 
@@ -151,7 +159,8 @@ def _axis(sid: str, lines: list[Line], total_ms: float) -> list[str]:
     out = ['<div class="axis-wrap">', f'<div class="axis" style="width:{width}px">', '<div class="ruler">']
     for t in range(0, int(total_ms / 1000) + 1, step):
         out.append(f'<span class="tick" style="left:{_pos(t * 1000, total_ms)}">{t} s</span>')
-    heard: float | None = None  # server VAD heard speech from here
+    heard: Line | None = None  # server VAD heard speech from here
+    mics = [line for line in lines if "mic" in line.kind.split()]
     overlay: list[str] = []  # VAD marks, drawn across every lane
     blocks: dict[str, list[str]] = {lane: [] for lane in LANES}
     pins: dict[str, list[tuple[float, str]]] = {lane: [] for lane in LANES}  # (at, html with {w} for the label width)
@@ -164,10 +173,17 @@ def _axis(sid: str, lines: list[Line], total_ms: float) -> list[str]:
             if label:
                 overlay.append(f'<a class="vadline {line.kind}" style="left:{left}" {attrs}><span>{label}</span></a>')
             if "speech_started" in kinds:
-                heard = line.at_ms
+                heard = line
             elif "speech_stopped" in kinds and heard is not None:
-                blocks["user"].append(f'<a class="blk heard" style="left:{_pos(heard, total_ms)};'
-                                      f'width:{_pos(line.at_ms - heard, total_ms)}" {attrs}>server VAD heard speech</a>')
+                # the speech where the microphone sent it; where that is unknown, where VAD reported it
+                start, end = _wall_ms(heard.clip, mics), _wall_ms(line.clip, mics)
+                start, end = (start, end) if start is not None and end is not None and start < end else (heard.at_ms, line.at_ms)
+                title = f"user speech by server VAD: {heard.text}, {line.text}; reported at {_secs(heard.at_ms)} and {_secs(line.at_ms)}"
+                clip = ""
+                if heard.clip and line.clip and heard.clip.track == line.clip.track:
+                    clip = f' data-clip="{sid}-t{line.clip.track} {heard.clip.start_ms:.1f} {line.clip.start_ms:.1f}"'
+                blocks["user"].append(f'<a class="blk heard" style="left:{_pos(start, total_ms)};width:{_pos(end - start, total_ms)}" '
+                                      f'title="{escape(title, quote=True)}" href="#{sid}-r{n}"{clip}>speech (server VAD)</a>')
                 heard = None
         elif line.clip is not None:
             span = line.clip.end_ms - line.clip.start_ms
@@ -212,7 +228,7 @@ def _rows(sid: str, lines: list[Line], *, ahead: frozenset[int] = frozenset(),
             extra.append('<span class="tag ahead">not played yet</span>')
         if live_at and line.index in live_at:
             extra.append(f'<span class="tag live">matched live at {_secs(live_at[line.index])}</span>')
-        if line.clip is not None:
+        if line.clip is not None and line.clip.end_ms > line.clip.start_ms:
             span = (line.clip.end_ms - line.clip.start_ms) / 1000
             extra.append(f'<button class="play"{_clip_attr(sid, line)}>▶ {span:.2f} s</button>')
         what = f'<span class="text">{escape(line.text)}</span>{"".join(extra)}'
