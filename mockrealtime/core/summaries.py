@@ -1,4 +1,4 @@
-"""A session's settings and a response's options in a few words, as ``show`` prints them.
+"""A session's settings, a response's options, how a session ended: in a few words, as ``show`` says them.
 
 ``session.update`` and ``response.create`` carry many settings; a timeline line names the ones that
 shape a conversation (model, voice, formats, VAD, instructions, tools) and lists the rest by key.
@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from mockrealtime.core import audio as _audio
+from mockrealtime.core.cassette import Session
 
 
 def short(text: str, limit: int = 70) -> str:
@@ -76,3 +77,12 @@ def response_summary(response: dict[str, Any]) -> str:
     if isinstance(response.get("instructions"), str):
         out.append(f"instructions {quote(short(response['instructions'], 60))}")
     return ", ".join(out)
+
+
+def how_it_ended(session: Session) -> str:
+    """"closed by client, code 1000" and the like; empty when the recording does not say."""
+    close = session.close
+    if close is None:
+        return ""
+    ended = f"closed by {close.by}" + (f", code {close.code}" if close.code is not None else "")
+    return ended + (f" {close.reason!r}" if close.reason else "") + (f" ({close.error})" if close.error else "")

@@ -30,7 +30,7 @@ from typing import Any
 from mockrealtime.core import audio as _audio
 from mockrealtime.core.cassette import Cassette, RecordedEvent
 from mockrealtime.core.events import AUDIO_APPEND, AUDIO_DELTA_TYPES, Direction
-from mockrealtime.core.summaries import format_name, quote, response_summary, session_summary, short
+from mockrealtime.core.summaries import format_name, how_it_ended, quote, response_summary, session_summary, short
 
 _TEXT_DELTAS = frozenset({"response.output_text.delta", "response.text.delta"})
 _TRANSCRIPT_DELTAS = frozenset({"response.output_audio_transcript.delta", "response.audio_transcript.delta"})
@@ -76,7 +76,7 @@ class Line:
     kind: str = ""
     index: int = -1  # the event it came from (its index in the session's events)
     detail: str = ""  # what ``text`` shortens, in full: tool arguments and outputs, error bodies
-    clip: Clip | None = None
+    clip: Clip | None = None  # its audio; for speech_started/stopped, the position in the user's track
 
     def render(self) -> str:
         return f"{self.at_ms / 1000:9.3f}s  {self.who:<9}  {self.text}"
@@ -299,8 +299,8 @@ class _Session:
             pos = e.get("audio_start_ms") or 0
             self.add(at, "vad", f"speech started at {_secs(pos)} of input audio", "vad speech_started", clip=self._at_input(pos))
         elif etype == "input_audio_buffer.speech_stopped":
-            pos = e.get("audio_end_ms") or 0
-            self.add(at, "vad", f"speech stopped at {_secs(pos)} of input audio", "vad speech_stopped", clip=self._at_input(pos))
+            self.add(at, "vad", f"speech stopped at {_secs(e.get('audio_end_ms') or 0)} of input audio", "vad speech_stopped",
+                     clip=self._at_input(e.get("audio_end_ms") or 0))
         elif etype == "input_audio_buffer.committed":
             self.add(at, "vad", f"input audio committed as {e.get('item_id')}", "vad")
         elif etype == "input_audio_buffer.timeout_triggered":
@@ -388,12 +388,7 @@ def render(cassette: Cassette, sessions: list[int] | None = None) -> str:
     out = head
     for index in sessions if sessions is not None else range(n):
         session = cassette.sessions[index]
-        close = session.close
-        ended = ""
-        if close is not None:
-            ended = f"closed by {close.by}" + (f", code {close.code}" if close.code is not None else "")
-            ended += f" {close.reason!r}" if close.reason else ""
-            ended += f" ({close.error})" if close.error else ""
+        ended = how_it_ended(session)
         out.append("")
         out.append(f"session {index}" + (f" ({ended})" if ended else ""))
         out.extend(line.render() for line in session_lines(session.events))

@@ -29,7 +29,7 @@ from importlib import resources
 from mockrealtime.core import audio as _audio
 from mockrealtime.core.cassette import Cassette, RecordedEvent
 from mockrealtime.core.events import AUDIO_APPEND
-from mockrealtime.core.summaries import format_name
+from mockrealtime.core.summaries import format_name, how_it_ended
 from mockrealtime.core.timeline import Clip, Line, Track, session_view
 
 #: Lanes of the time axis, top to bottom: who did it (tool calls and their outputs share one).
@@ -247,13 +247,7 @@ def _session_section(cassette: Cassette, index: int, *, sid: str | None = None, 
     sid = sid or f"s{index}"
     lines, tracks = session_view(session.events)
     total = _extent_ms(lines)
-    close = session.close
-    ended = ""
-    if close is not None:
-        ended = f"closed by {close.by}" + (f", code {close.code}" if close.code is not None else "")
-        ended += f" {close.reason!r}" if close.reason else ""
-        ended += f" ({close.error})" if close.error else ""
-    sub = " · ".join(x for x in (ended, f"{total / 1000:.2f} s", f"{len(lines)} lines") if x)
+    sub = " · ".join(x for x in (how_it_ended(session), f"{total / 1000:.2f} s", f"{len(lines)} lines") if x)
     return [
         f'<section class="session" id="{sid}">',
         f"<h2>{escape(heading or f'Session {index}')} <small>{escape(sub)}</small></h2>",
