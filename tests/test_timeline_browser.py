@@ -40,6 +40,7 @@ READ_PAGE = """(async () => {
     cancels: texts("tr.cancel .text"), errors: texts("tr.error .text"), vad: texts(".vadline span"),
     heard: document.querySelectorAll(".blk.heard").length, blocks: document.querySelectorAll(".blk[data-clip]").length,
     scripts: document.querySelectorAll("script").length, images: document.querySelectorAll("img").length,
+    policy: document.querySelector('meta[http-equiv="Content-Security-Policy"]').content,
   };
 })()"""
 
@@ -89,6 +90,7 @@ async def test_the_page_in_headless_chromium_shows_the_call_and_plays_its_g711_a
     assert seen["errors"] == ["error invalid_request_error/response_cancel_not_active: Cancellation failed: no active response found"]
     assert seen["vad"] == ["▼ speech", "▲ end", "▼ speech"] and seen["heard"] == 1
     assert (seen["scripts"], seen["images"]) == (1, 0)  # the transcript's markup stayed text
+    assert seen["policy"].startswith("default-src 'none'")  # and would not run if it were not
     assert seen["ids"] == ["s0-t0", "s0-t1"]
     for duration, track in zip(seen["durations"], tracks, strict=True):  # u-law, decoded by the browser as PCM
         assert isinstance(duration, (int, float)), duration
@@ -114,3 +116,8 @@ async def test_every_bundled_cassette_page_loads_its_audio_in_chromium(tmp_path)
             if name == "turn_detected" and dialect == "ga":
                 ARTIFACTS.mkdir(exist_ok=True)
                 await page.screenshot(str(ARTIFACTS / "timeline-turn_detected.png"))
+        # the page's policy is a second wall behind escaping: a script that slipped in would not run
+        tampered = tmp_path / "tampered.html"
+        tampered.write_text(out.read_text().replace("</body>", '<script>document.title = "pwned"</script></body>'))
+        await page.goto(tampered.as_uri())
+        assert await page.evaluate("document.title") == f"{name} · mockrealtime timeline"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
 from html import escape
 from importlib import resources
@@ -64,11 +65,17 @@ def _asset(name: str) -> str:
 
 
 def _page(title: str, body: list[str]) -> str:
+    script = _asset("timeline.js")
+    # Escaping keeps cassette text out of the markup; the policy is the second wall: only the page's
+    # own script (by its hash) runs, and nothing is fetched (audio comes from data: URIs).
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    policy = f"default-src 'none'; style-src 'unsafe-inline'; media-src data:; script-src 'sha256-{digest}'"
     return "\n".join([
         "<!doctype html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{policy}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(title)}</title>", f"<style>{_asset('timeline.css')}</style>", "</head>", "<body>",
-        *body, f"<script>{_asset('timeline.js')}</script>", "</body>", "</html>", "",
+        *body, f"<script>{script}</script>", "</body>", "</html>", "",
     ])
 
 
