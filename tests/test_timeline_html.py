@@ -15,11 +15,13 @@ import pytest
 
 from mockrealtime.cli import main
 from mockrealtime.core import audio
+from mockrealtime.core.cassette import Cassette, load
+from mockrealtime.core.cassette_writer import save
 from mockrealtime.core.library import CassetteLibrary
 from mockrealtime.core.timeline import session_view
 from mockrealtime.core.timeline_html import render_cassette
 
-from timeline_fixture import ARGUMENTS, HOSTILE, everything_cassette
+from timeline_fixture import ARGUMENTS, HOSTILE, everything_cassette, everything_session
 
 BUNDLED = CassetteLibrary()
 CASES = [(entry["name"], dialect) for entry in BUNDLED.available() for dialect in entry["dialects"]]
@@ -133,6 +135,16 @@ def test_an_output_that_cannot_be_written_is_an_error_not_a_traceback(tmp_path, 
     assert main(["show", "--html", "hello", "-o", str(tmp_path / "missing" / "page.html")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("mockrealtime show: cannot write ") and "No such file or directory" in err
+
+
+def test_each_session_gets_its_own_section_players_and_anchors(tmp_path):
+    save(Cassette(name="twice", dialect="ga", sessions=[everything_session(), everything_session()]), str(tmp_path / "twice.yaml"))
+    page = render_cassette(load(str(tmp_path / "twice.yaml")))
+    assert page.count('<section class="session"') == 2
+    assert sorted(audio_elements(page)) == ["s0-t0", "s0-t1", "s1-t0", "s1-t1"]
+    ids = re.findall(r' id="([^"]+)"', page)
+    assert len(ids) == len(set(ids))  # every anchor and player id is unique on the page
+    assert 'data-clip="s1-t0 ' in page and 'href="#s1-r1"' in page
 
 
 def test_one_session_only(tmp_path):
