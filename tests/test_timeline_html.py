@@ -197,3 +197,12 @@ def test_the_page_plays_the_audio_the_sidecars_hold(tmp_path):
     _, _, mic = audio_elements(render_cassette(cassette))["s0-t0"]
     _, expanded = audio.to_pcm16(audio.G711_ULAW, b"".join(base64.b64decode(ev.event["audio"]) for ev in appends))
     assert mic == expanded
+
+
+def test_a_truncated_answer_is_marked_where_the_user_stopped_hearing_it():
+    """turn_detected: the answer starts at 3.248 s, the client truncates it at 0.645 s of its audio."""
+    page = render_cassette(BUNDLED.resolve("turn_detected", "ga"))
+    per_s = float(re.search(r'<span class="tick" style="left:([\d.]+)%">1 s</span>', page).group(1))
+    (left,) = re.findall(r'<a class="cutmark" style="left:([\d.]+)%"', page)
+    assert float(left) == pytest.approx((3.248 + 0.645) * per_s, abs=0.01)
+    assert '<a class="pin client truncate"' in page

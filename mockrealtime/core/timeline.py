@@ -15,10 +15,8 @@ One line per thing that happened, at its time since connect, with who did it:
 Deltas, content parts, item echoes and rate limits are folded into the lines above. Sans-IO:
 no aiohttp, no asyncio, and audio is measured from its byte counts, never read.
 
-Each line also says what kind of thing it is, which event it came from, what its text shortened, and
-where its audio lies in the session's audio *tracks* (the user's microphone and the assistant's
-speech, each one stream of the session's audio events): what the HTML view (``timeline_html``)
-draws from, without a second reading of the conversation.
+Each line also says what kind it is, which event it came from, what its text shortened and where its
+audio lies in the session's *tracks* (microphone, assistant speech): the HTML view draws from these.
 """
 
 from __future__ import annotations
@@ -104,6 +102,7 @@ class _Session:
         self.lines: list[Line] = []
         self.items: dict[str, _Item] = {}
         self.calls: dict[str, str] = {}  # call_id -> tool name
+        self.spoken: dict[str, tuple[int, float]] = {}  # item id -> where its audio begins (track, ms)
         self.input_format: _audio.AudioFormat = _audio.PCM16
         self.requested_input: _audio.AudioFormat | None = None  # by the client's last session.update
         self.output_format: _audio.AudioFormat = _audio.PCM16
@@ -207,7 +206,9 @@ class _Session:
         elif etype == "response.cancel":
             self.add(at, "client", "response.cancel" + (f" {e['response_id']}" if e.get("response_id") else ""), "cancel")
         elif etype == "conversation.item.truncate":
-            self.add(at, "client", f"truncates {e.get('item_id')} at {_secs(e.get('audio_end_ms') or 0)} of its audio (what the user heard)")
+            heard, spoken = e.get("audio_end_ms") or 0, self.spoken.get(str(e.get("item_id")))
+            self.add(at, "client", f"truncates {e.get('item_id')} at {_secs(heard)} of its audio (what the user heard)", "truncate",
+                     clip=Clip(spoken[0], spoken[1] + heard, spoken[1] + heard) if spoken and isinstance(heard, (int, float)) else None)
         elif etype == "input_audio_buffer.commit":
             self.add(at, "client", "commits the input audio buffer")
         elif etype == "input_audio_buffer.clear":
@@ -321,6 +322,8 @@ class _Session:
 
     def _output_item(self, at: float, item: dict[str, Any]) -> None:
         seen = self.items.pop(str(item.get("id")), _Item())
+        if seen.clip is not None:
+            self.spoken[str(item.get("id"))] = seen.clip
         at = seen.started_ms if seen.started_ms is not None else at  # when the assistant began it
         cut = "  (cut short)" if item.get("status") == "incomplete" else ""
         flag = " cut" if cut else ""

@@ -148,11 +148,11 @@ def _extent_ms(lines: list[Line]) -> float:
     return max(end * 1.1 + 200, 1000.0)  # room for the last labels
 
 
-def _wall_ms(clip: Clip | None, mics: list[Line]) -> float | None:
-    """When the microphone sent a point of its track: within a stretch, the client streams in real time."""
-    for mic in mics:
-        if clip is not None and mic.clip is not None and mic.clip.track == clip.track and mic.clip.start_ms <= clip.start_ms <= mic.clip.end_ms:
-            return mic.at_ms + clip.start_ms - mic.clip.start_ms
+def _wall_ms(clip: Clip | None, spans: list[Line]) -> float | None:
+    """When a point of a track was sent (microphone) or played (speech): a stretch goes in real time."""
+    for span in spans:
+        if clip is not None and span.clip is not None and span.clip.track == clip.track and span.clip.start_ms <= clip.start_ms <= span.clip.end_ms:
+            return span.at_ms + clip.start_ms - span.clip.start_ms
     return None
 
 
@@ -168,6 +168,7 @@ def _axis(sid: str, lines: list[Line], total_ms: float) -> list[str]:
         out.append(f'<span class="tick" style="left:{_pos(t * 1000, total_ms)}">{t} s</span>')
     heard: Line | None = None  # server VAD heard speech from here
     mics = [line for line in lines if "mic" in line.kind.split()]
+    spoken = [line for line in lines if "speech" in line.kind.split()]
     overlay: list[str] = []  # VAD marks, drawn across every lane
     blocks: dict[str, list[str]] = {lane: [] for lane in LANES}
     pins: dict[str, list[tuple[float, str]]] = {lane: [] for lane in LANES}  # (at, html with {w} for the label width)
@@ -192,6 +193,12 @@ def _axis(sid: str, lines: list[Line], total_ms: float) -> list[str]:
                 blocks["user"].append(f'<a class="blk heard" style="left:{_pos(start, total_ms)};width:{_pos(end - start, total_ms)}" '
                                       f'title="{escape(title, quote=True)}" href="#{sid}-r{n}"{clip}>speech (server VAD)</a>')
                 heard = None
+        elif "truncate" in kinds:  # where the user stopped hearing the answer, on the answer itself
+            cut = _wall_ms(line.clip, spoken)
+            if cut is not None:
+                blocks["assistant"].append(f'<a class="cutmark" style="left:{_pos(cut, total_ms)}" {attrs}>✂</a>')
+            pins["client"].append((line.at_ms, f'<a class="pin client truncate" style="left:{left}" {attrs}>'
+                                               f'<span style="max-width:{{w}}px">{escape(line.text)}</span></a>'))
         elif line.clip is not None:
             span = line.clip.end_ms - line.clip.start_ms
             blocks[_lane(line)].append(
