@@ -141,8 +141,9 @@ class _Session:
     def _at_input(self, pos: Any) -> Clip | None:
         """A VAD position in the input audio, as a point of the user's current track."""
         n = self._open.get("user")
-        point = None if n is None or not isinstance(pos, (int, float)) else self.tracks[n].ms - (self.input_ms - pos)
-        return None if point is None or not 0 <= point <= self.tracks[n].ms else Clip(n, point, point)  # type: ignore[index]
+        if n is None or not isinstance(pos, (int, float)) or not 0 <= self.input_ms - pos <= self.tracks[n].ms:
+            return None
+        return Clip(n, self.tracks[n].ms - (self.input_ms - pos), self.tracks[n].ms - (self.input_ms - pos))
 
     def run(self) -> list[Line]:
         for index, ev in enumerate(self.events):
