@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import re
 import warnings
 import wave
@@ -87,7 +88,9 @@ def test_the_page_shows_turns_tool_calls_vad_cancellations_errors_and_playable_g
 def test_cassette_text_is_escaped_everywhere_it_appears(tmp_path):
     page = render_cassette(everything_cassette(str(tmp_path)))
     assert HOSTILE not in page and "<b>bold</b>" not in page and "<Lyon>" not in page
-    assert html.escape(HOSTILE) in page  # in the lines, as text
+    assert html.escape(HOSTILE) in page  # the description, as text
+    # the transcript as text, whole: in its line, its pin's label and its pin's tooltip
+    assert page.count(html.escape(json.dumps(HOSTILE))) == 3
     assert page.count("<script>") == 1  # only the page's own script
     assert "onerror=alert" not in page.replace(html.escape("onerror=alert"), "")  # only escaped forms remain
     assert not re.search(r"<img\b", page)

@@ -13,7 +13,7 @@ from mockrealtime.core import audio
 from mockrealtime.core.cassette import Cassette, Close, RecordedEvent, Session, load
 from mockrealtime.core.cassette_writer import save
 
-HOSTILE = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
+HOSTILE = '<script>document.title="pwned"</script><img src=x onerror=alert(1)> {w}'
 ARGUMENTS = '{"city": "Paris & <Lyon>"}'
 
 

@@ -171,7 +171,7 @@ def _axis(sid: str, lines: list[Line], total_ms: float) -> list[str]:
     spoken = [line for line in lines if "speech" in line.kind.split()]
     overlay: list[str] = []  # VAD marks, drawn across every lane
     blocks: dict[str, list[str]] = {lane: [] for lane in LANES}
-    pins: dict[str, list[tuple[float, str]]] = {lane: [] for lane in LANES}  # (at, html with {w} for the label width)
+    pins: dict[str, list[tuple[float, str, str]]] = {lane: [] for lane in LANES}  # (at, html before and after its label width)
     for n, line in enumerate(lines):
         kinds = line.kind.split()
         attrs = f'title="{escape(f"{_secs(line.at_ms)}  {line.who}: {line.text}", quote=True)}" href="#{sid}-r{n}"'
@@ -197,16 +197,16 @@ def _axis(sid: str, lines: list[Line], total_ms: float) -> list[str]:
             cut = _wall_ms(line.clip, spoken)
             if cut is not None:
                 blocks["assistant"].append(f'<a class="cutmark" style="left:{_pos(cut, total_ms)}" {attrs}>✂</a>')
-            pins["client"].append((line.at_ms, f'<a class="pin client truncate" style="left:{left}" {attrs}>'
-                                               f'<span style="max-width:{{w}}px">{escape(line.text)}</span></a>'))
+            pins["client"].append((line.at_ms, f'<a class="pin client truncate" style="left:{left}" {attrs}><span style="max-width:',
+                                   f'px">{escape(line.text)}</span></a>'))
         elif line.clip is not None:
             span = line.clip.end_ms - line.clip.start_ms
             blocks[_lane(line)].append(
                 f'<a class="blk {line.kind}" style="left:{left};width:{_pos(span, total_ms)}" {attrs}{_clip_attr(sid, line)}>'
                 f'{"" if "mic" in kinds else escape(line.text)}</a>')
         elif "settings" not in kinds:
-            pins[_lane(line)].append((line.at_ms, f'<a class="pin {line.who} {line.kind}" style="left:{left}" {attrs}>'
-                                                  f'<span style="max-width:{{w}}px">{escape(line.text)}</span></a>'))
+            pins[_lane(line)].append((line.at_ms, f'<a class="pin {line.who} {line.kind}" style="left:{left}" {attrs}><span style="max-width:',
+                                      f'px">{escape(line.text)}</span></a>'))
     out += ["</div>", f'<div class="overlay">{"".join(overlay)}</div>']
     for lane in LANES:
         if not blocks[lane] and not pins[lane] and lane not in ("user", "assistant"):
@@ -218,14 +218,14 @@ def _axis(sid: str, lines: list[Line], total_ms: float) -> list[str]:
         px = (width - 72) / total_ms
         ends = [p[0] for p in placed[1:]] + [total_ms]
         flip = bool(placed) and (total_ms - placed[-1][0]) * px < 170
-        for k, (at, html) in enumerate(placed):
+        for k, (at, head, tail) in enumerate(placed):
             room = (ends[k] - at) * px - 10
             if flip and k == len(placed) - 2:
                 room = room / 2
             elif flip and k == len(placed) - 1:
                 before = placed[k - 1][0] if k else 0.0
-                html, room = html.replace('class="pin ', 'class="pin flip ', 1), (at - before) * px / (2 if k else 1) - 10
-            marks.append(html.replace("{w}", str(max(12, min(420, round(room))))))
+                head, room = head.replace('class="pin ', 'class="pin flip ', 1), (at - before) * px / (2 if k else 1) - 10
+            marks.append(f"{head}{max(12, min(420, round(room)))}{tail}")
         out.append(f'<div class="lane {lane}"><span class="lanename">{lane}</span>{"".join(marks)}</div>')
     out += ["</div>", "</div>"]
     return out
