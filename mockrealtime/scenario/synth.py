@@ -95,24 +95,6 @@ def _alaw(sample: int) -> int:
     return (sign | code) ^ 0x55
 
 
-def _ulaw_decode(byte: int) -> int:
-    byte = ~byte & 0xFF
-    magnitude = (((byte & 0x0F) << 3) + 0x84) << ((byte >> 4) & 0x07)
-    return (0x84 - magnitude) if byte & 0x80 else (magnitude - 0x84)
-
-
-def _alaw_decode(byte: int) -> int:
-    byte ^= 0x55
-    exponent, mantissa = (byte >> 4) & 0x07, byte & 0x0F
-    magnitude = (mantissa << 4) + 8 if exponent == 0 else ((mantissa << 4) + 0x108) << (exponent - 1)
-    return magnitude if byte & 0x80 else -magnitude
-
-
-@functools.cache
-def _decode_table(name: str) -> tuple[int, ...]:
-    return tuple((_ulaw_decode if name == "g711_ulaw" else _alaw_decode)(b) for b in range(256))
-
-
 def encode(samples: array, fmt: _audio.AudioFormat) -> bytes:
     """24 kHz int16 samples in a wire format (G.711 keeps every third sample: 8 kHz)."""
     if fmt is _audio.PCM16:
@@ -125,15 +107,13 @@ def encode(samples: array, fmt: _audio.AudioFormat) -> bytes:
 
 
 def decode(data: bytes, fmt: _audio.AudioFormat) -> array:
-    """Wire audio back to int16 samples at the format's own rate."""
-    if fmt is _audio.PCM16:
-        out = array("h")
-        out.frombytes(data[: len(data) - len(data) % 2])
-        if sys.byteorder == "big":  # pragma: no cover
-            out.byteswap()
-        return out
-    table = _decode_table(fmt.name)
-    return array("h", (table[b] for b in data))
+    """Wire audio back to int16 samples at the format's own rate (G.711 expanded by core.audio)."""
+    _, pcm = _audio.to_pcm16(fmt, data)
+    out = array("h")
+    out.frombytes(pcm[: len(pcm) - len(pcm) % 2])
+    if sys.byteorder == "big":  # pragma: no cover - the wire is little-endian
+        out.byteswap()
+    return out
 
 
 def convert(data: bytes, source: _audio.AudioFormat, target: _audio.AudioFormat) -> bytes:
