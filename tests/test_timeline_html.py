@@ -203,9 +203,14 @@ def test_the_page_plays_the_audio_the_sidecars_hold(tmp_path):
 
 
 def test_a_truncated_answer_is_marked_where_the_user_stopped_hearing_it():
-    """turn_detected: the answer starts at 3.248 s, the client truncates it at 0.645 s of its audio."""
-    page = render_cassette(BUNDLED.resolve("turn_detected", "ga"))
+    """turn_detected: the client truncates the answer it was playing at the audio position the user heard."""
+    cassette = BUNDLED.resolve("turn_detected", "ga")
+    events = cassette.sessions[0].events
+    heard_ms = next(e.event["audio_end_ms"] for e in events if e.type == "conversation.item.truncate")
+    lines, _ = session_view(events)
+    started_ms = next(line.at_ms for line in lines if line.kind == "speech cut")  # the answer cut short
+    page = render_cassette(cassette)
     per_s = float(re.search(r'<span class="tick" style="left:([\d.]+)%">1 s</span>', page).group(1))
     (left,) = re.findall(r'<a class="cutmark" style="left:([\d.]+)%"', page)
-    assert float(left) == pytest.approx((3.248 + 0.645) * per_s, abs=0.01)
+    assert float(left) == pytest.approx((started_ms + heard_ms) / 1000 * per_s, abs=0.01)
     assert '<a class="pin client truncate"' in page
