@@ -279,8 +279,10 @@ def _header(cassette: Cassette) -> list[str]:
     if cassette.description:
         about = " ".join(cassette.description.split("\n\n")[0].split())
         first, _, rest = about.partition(". ")
-        out.append(f'<details class="desc"{"" if rest else " open"}><summary>{escape(first)}{"." if rest else ""}</summary>'
-                   f"<p>{escape(rest)}</p></details>")
+        if rest:
+            out.append(f'<details class="desc"><summary>{escape(first)}.</summary><p>{escape(rest)}</p></details>')
+        else:
+            out.append(f'<p class="desc">{escape(first)}</p>')
     out.append('<p class="legend"><span class="key user">user</span><span class="key assistant">assistant</span>'
                '<span class="key tool">tool call / output</span><span class="key vad">server VAD</span>'
                '<span class="key cancel">cancelled / cut short</span><span class="key error">error</span></p>')
