@@ -162,13 +162,14 @@ def test_one_session_only(tmp_path):
 async def test_admin_timeline_shows_what_the_client_sent_with_divergences_above_the_recording(start_server):
     server = await start_server(match_mode="exact")
     hostile = "</td><script>alert(1)</script>"
+    key = "sk-proj-" + "k3y" * 6  # pasted into the instructions: masked like the rest of the admin API
     recorded = [e.event for e in BUNDLED.resolve("function_call", "ga").sessions[0].events if e.direction.value == "client"]
     async with aiohttp.ClientSession() as http:
         async with http.ws_connect(server.ws_url + "/c/function_call/v1/realtime?model=gpt-realtime") as ws:
             assert (await ws.receive_json(timeout=10))["type"] == "session.created"
             await ws.send_json(recorded[0])  # session.update and the user's message: matched
             await ws.send_json(recorded[1])
-            await ws.send_json({"type": "response.create", "response": {"instructions": hostile}})  # diverges
+            await ws.send_json({"type": "response.create", "response": {"instructions": key + hostile}})  # diverges
             while (event := await ws.receive_json(timeout=10))["type"] != "error":
                 pass
             assert event["error"]["code"] == "cassette_mismatch"
@@ -182,7 +183,8 @@ async def test_admin_timeline_shows_what_the_client_sent_with_divergences_above_
     assert f"<h1>connection {connection_id}: function_call</h1>" in page
     assert '<div class="divergences"><h3>1 divergence</h3>' in page
     assert html.escape("expected 'response.create'") in page  # the divergence's summary, escaped
-    assert html.escape(f'response: expected <absent>, received {{"instructions": "{hostile}"}}') in page
+    assert html.escape(f'response: expected <absent>, received {{"instructions": "<redacted>{hostile}"}}') in page
+    assert "k3yk3y" not in page
     assert re.search(r"<tr id=\"live-r2\" class=\"row client diverged\">", page) and len(re.findall(r"class=\"row \w+ matched\"", page)) == 2
     assert re.search(r"<a class=\"pin client error\"", page)  # on the live time axis too
     assert re.search(r'<a class="tag live" href="#rec-r\d+">recorded event 1</a>', page)

@@ -8,6 +8,7 @@ and nothing else.
 
 from __future__ import annotations
 
+from mockrealtime.core.redaction import mask_secrets
 from mockrealtime.core.timeline_html import LiveConnection, LiveEntry, render_connection
 from mockrealtime.net.state import ConnectionReport
 
@@ -19,12 +20,13 @@ def live_connection(report: ConnectionReport) -> LiveConnection:
     for entry in engine.journal:
         event = entry.event if isinstance(entry.event, dict) else {}
         note = next(summaries, "") if entry.outcome == "diverged" else ""
-        entries.append(LiveEntry(entry.at_ms, str(event.get("type")), entry.outcome, entry.event_index, note))
+        # what clients said, keys masked as everywhere else in the admin API
+        entries.append(LiveEntry(entry.at_ms, mask_secrets(str(event.get("type"))), entry.outcome, entry.event_index, mask_secrets(note)))
     ahead = frozenset(e["event_index"] for e in engine.unplayed() if e.get("event_index") is not None)
     state = "open" if report.open else f"closed (code {report.close_code})"
     facts = (
         ("cassette", report.cassette), ("session", str(report.session)), ("dialect", report.dialect),
-        ("path", report.path), ("state", state), ("client events", str(len(entries))),
+        ("path", mask_secrets(report.path)), ("state", state), ("client events", str(len(entries))),
         ("divergences", str(len(engine.divergences))),
     )
     return LiveConnection(f"connection {report.id}: {engine.cassette.name}", facts, tuple(entries), ahead)
