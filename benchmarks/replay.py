@@ -84,7 +84,7 @@ def run_bare(directory: str, port_queue: multiprocessing.Queue) -> None:
         frames = mono if request.match_info["name"] == "monologue" else pong
         await ws.send_str(frames[0])
         i = 1
-        async for msg in ws:
+        async for _msg in ws:
             if frames is mono:
                 for f in frames[1:]:
                     await ws.send_str(f)

@@ -11,6 +11,7 @@ import base64
 import json
 import re
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -179,7 +180,7 @@ def test_ids_look_real(key: tuple[str, str]) -> None:
 def test_at_ms_strictly_increasing(key: tuple[str, str]) -> None:
     times = [e["at_ms"] for e in events(key)]
     assert times[0] >= 0
-    assert all(a < b for a, b in zip(times, times[1:])), "at_ms must strictly increase in wire order"
+    assert all(a < b for a, b in pairwise(times)), "at_ms must strictly increase in wire order"
 
 
 @pytest.mark.parametrize("key", KEYS, ids=IDS)
@@ -268,7 +269,7 @@ def test_hello_tells_the_whole_turn(dialect: str) -> None:
     assert of_type(server(key), "response.content_part.added")[0]["part"]["type"] == "audio"
     # Transcript and audio deltas interleave, as the real server sends them.
     stream = [t for t in types if t.endswith(".delta")]
-    assert len({a != b for a, b in zip(stream, stream[1:])}) == 2
+    assert len({a != b for a, b in pairwise(stream)}) == 2
     updated = of_type(server(key), "session.updated")[0]["session"]
     created = of_type(server(key), "session.created")[0]["session"]
     assert set(updated) == set(created), "session.updated carries the full effective session"

@@ -11,6 +11,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable
+from itertools import pairwise
 from typing import Any
 
 import yaml
@@ -74,7 +75,7 @@ def _collapse(events: list[RecordedEvent], offsets: list[int], formats: Formats 
         for key in [k for k, r in open_runs.items() if direction is None or r.direction is direction]:
             del open_runs[key]
 
-    for ev, t in zip(events, offsets):
+    for ev, t in zip(events, offsets, strict=True):
         ref = ev.audio
         data = ev.fields if ref is None else {**ev.fields, ref.field: None}  # sidecar audio: read below
         etype = ev.type
@@ -118,7 +119,7 @@ def _packed(values: Iterable[Any]) -> str:
 
 
 def _gaps(offsets: list[int]) -> str:
-    return _packed(_ms(b - a) for a, b in zip(offsets, offsets[1:]))
+    return _packed(_ms(b - a) for a, b in pairwise(offsets))
 
 
 def entries(items: list[Any], place_audio: Callable[[str, _audio.AudioFormat, list[bytes]], tuple[str, int]]) -> list[dict[str, Any]]:

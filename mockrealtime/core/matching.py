@@ -183,7 +183,7 @@ class Matcher:
     def _ignored(self, parts: tuple[str | int, ...]) -> bool:
         for pattern in self.ignore:
             if len(pattern) <= len(parts) and all(
-                p == "*" and isinstance(q, int) or p == q for p, q in zip(pattern, parts)
+                p == "*" and isinstance(q, int) or p == q for p, q in zip(pattern, parts, strict=False)
             ):
                 return True
         return False
@@ -210,7 +210,7 @@ def _walk_diff(a: Any, b: Any, parts: tuple[str | int, ...]) -> Iterator[tuple[s
         for key in list(a) + [k for k in b if k not in a]:
             yield from _walk_diff(a.get(key, _MISSING), b.get(key, _MISSING), (*parts, key))
     elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             yield from _walk_diff(x, y, (*parts, i))
     elif a != b:
         yield _format(parts), parts, a, b

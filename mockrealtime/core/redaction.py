@@ -36,7 +36,6 @@ from typing import Any
 
 import yaml
 
-from mockrealtime.core import cassette as _cassette
 from mockrealtime.core import cassette_writer as _writer
 from mockrealtime.core.cassette import Cassette
 from mockrealtime.errors import ConfigError, SecretLeftError
@@ -231,7 +230,7 @@ class Redactor:
             return node if changed is None else changed
         if isinstance(node, list):
             items = [self._walk(v) for v in node]
-            return node if all(a is b for a, b in zip(items, node)) else items
+            return node if all(a is b for a, b in zip(items, node, strict=True)) else items
         return node
 
 
