@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
+import os
+import shutil
 from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from openai import AsyncOpenAI
 
-from mockrealtime.core.library import CassetteLibrary
+from mockrealtime.core.library import CassetteLibrary, bundled_cassette_dir
 
 from seed_tools import FLAT_TOOL
 
 TIMEOUT_S = 10
+#: A long-poll's own timeout, far beyond TIMEOUT_S: a wait that answers within TIMEOUT_S was woken up,
+#: it did not run into its deadline (where it would re-check and answer 200 all the same).
+LONG_POLL_S = 30
 BUNDLED = CassetteLibrary()
 
 
@@ -163,17 +170,17 @@ async def test_wait_for_returns_as_soon_as_the_sdk_client_sends_the_tool_output(
     """The journal long-poll runs beside a real client doing the tool round trip."""
     await admin("POST", "/cassettes/next", {"cassette": "function_call", "connections": 1})
     wait = asyncio.create_task(
-        admin("POST", "/journal/wait", {"type": "conversation.item.create", "count": 2, "timeout_s": TIMEOUT_S})
+        admin("POST", "/journal/wait", {"type": "conversation.item.create", "count": 2, "timeout_s": LONG_POLL_S})
     )
     call_id = await tool_round_trip(server)
-    status, body = await wait
+    status, body = await asyncio.wait_for(wait, TIMEOUT_S)  # woken by the journal growing
     assert status == 200
     assert body["count"] == 2
     output = body["entries"][1]
     assert (output["connection"], output["outcome"]) == (0, "matched")
     assert output["event"]["item"] == {"type": "function_call_output", "call_id": call_id, "output": '{"total": 3}'}
 
-    status, body = await admin("GET", "/journal/wait?connection=0&closed=true&timeout_s=5")
+    status, body = await asyncio.wait_for(admin("GET", f"/journal/wait?connection=0&closed=true&timeout_s={LONG_POLL_S}"), TIMEOUT_S)
     assert status == 200
     status, report = await admin("GET", "/connections/0")
     assert (report["cassette"], report["open"], report["divergences"], report["unplayed"]) == ("function_call", False, [], [])
@@ -183,21 +190,53 @@ async def test_wait_for_returns_as_soon_as_the_sdk_client_sends_the_tool_output(
     assert server.state.journal_waiters == set()
 
 
+async def send_off_script(server, cassette: str) -> None:
+    """A bare client that sends, on a cassette that expects session.update first, a response.create
+    (a divergence) and an event the API does not know (rejected), then leaves."""
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(server.ws_url + f"/c/{cassette}/v1/realtime?model=gpt-realtime") as ws:
+            assert json.loads((await ws.receive(timeout=TIMEOUT_S)).data)["type"] == "session.created"
+            for event in ({"type": "response.create"}, {"type": "no.such.event"}):
+                await ws.send_json(event)
+                assert json.loads((await ws.receive(timeout=TIMEOUT_S)).data)["type"] == "error"
+
+
+async def journal(admin, query: str) -> list[tuple[int, str, str]]:
+    status, body = await admin("GET", "/journal" + query)
+    assert status == 200 and body["count"] == len(body["entries"])
+    return [(e["connection"], e["type"], e["outcome"]) for e in body["entries"]]
+
+
 async def test_journal_filters_by_type_outcome_connection_and_cassette(server, admin):
+    """Two connections to two cassettes with different event types and outcomes: each filter, left
+    out, would let through entries the test can see."""
     await admin("POST", "/cassettes/next", {"cassette": "function_call", "connections": 1})
     await tool_round_trip(server)
-    await first_event(server, server.base_url("hello"))
-    await admin("GET", "/journal/wait?closed=true&timeout_s=5")
-    _, body = await admin("GET", "/journal?type=response.create")
-    assert [e["type"] for e in body["entries"]] == ["response.create", "response.create"]
-    _, both = await admin("GET", "/journal", params=[("type", "session.update"), ("type", "response.create")])
-    assert both["count"] == 3
-    assert (await admin("GET", "/journal?type=session.update,response.create"))[1]["count"] == 3
-    assert (await admin("GET", "/journal?cassette=hello"))[1]["count"] == 0
-    assert (await admin("GET", "/journal?connection=0&outcome=matched"))[1]["count"] == 5
+    await send_off_script(server, "hello")
+    await asyncio.wait_for(admin("GET", f"/journal/wait?closed=true&count=7&timeout_s={LONG_POLL_S}"), TIMEOUT_S)
+    first = [
+        (0, "session.update", "matched"), (0, "conversation.item.create", "matched"), (0, "response.create", "matched"),
+        (0, "conversation.item.create", "matched"), (0, "response.create", "matched"),
+    ]
+    second = [(1, "response.create", "diverged"), (1, "no.such.event", "rejected")]
+    assert await journal(admin, "") == first + second
+    assert await journal(admin, "?connection=1") == second
+    assert await journal(admin, "?connection=0") == first
+    assert await journal(admin, "?cassette=hello") == second
+    assert await journal(admin, "?cassette=function_call") == first
+    assert await journal(admin, "?outcome=diverged") == second[:1]
+    assert await journal(admin, "?outcome=matched") == first
+    assert await journal(admin, "?outcome=diverged,rejected") == second
+    assert await journal(admin, "?type=response.create") == [first[2], first[4], second[0]]
+    assert await journal(admin, "?connection=1&type=response.create") == second[:1]
+    assert await journal(admin, "?connection=0&outcome=diverged") == []
+    _, both = await admin("GET", "/journal", params=[("type", "session.update"), ("type", "no.such.event")])
+    assert [(e["connection"], e["type"]) for e in both["entries"]] == [(0, "session.update"), (1, "no.such.event")]
+    assert await journal(admin, "?type=session.update,no.such.event") == [first[0], second[1]]
     _, summary = await admin("GET", "/connections")
     assert [(c["id"], c["cassette"], c["open"]) for c in summary["connections"]] == [(0, "function_call", False), (1, "hello", False)]
     assert summary["connections"][0]["counts"] == {"journal": 5, "divergences": 0, "unplayed": 0}
+    assert summary["connections"][1]["counts"]["journal"] == 2
 
 
 async def test_wait_for_times_out_with_408_and_what_it_found(admin):
@@ -236,22 +275,69 @@ async def test_divergences_and_unplayed_from_a_bare_websocket_client(server, adm
     assert {"direction": "client", "type": "session.update", "event_index": 1} in unplayed["unplayed"][0]["events"]
 
 
-async def test_reset_forgets_connections_and_rewinds_sessions(server, admin):
-    await first_event(server, server.base_url("hello"))
-    # the connection sent no event: wait for it to close, not for a journal entry (count=0)
-    assert (await admin("GET", "/journal/wait?closed=true&count=0&timeout_s=5"))[0] == 200
-    assert len((await admin("GET", "/connections"))[1]["connections"]) == 1
-    assert (await admin("POST", "/reset"))[1] == {"status": "ok"}
-    assert (await admin("GET", "/connections"))[1]["connections"] == []
-    assert (await admin("GET", "/connections/0"))[0] == 404
+@pytest.fixture
+def two_sessions(tmp_path) -> str:
+    """A directory with ``twice``: hello's session recorded twice, the second with its own session id."""
+    with open(BUNDLED.resolve("hello", "ga").path, encoding="utf-8") as f:
+        doc = yaml.safe_load(f)
+    again = copy.deepcopy(doc["sessions"][0])
+    again["events"][0]["server"]["session"]["id"] = "sess_the_second_one"
+    doc["sessions"].append(again)
+    for file in {e["audio"]["file"] for e in again["events"] if "audio" in e}:
+        shutil.copy(os.path.join(bundled_cassette_dir(), file), tmp_path / file)
+    (tmp_path / "twice.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return str(tmp_path)
+
+
+async def test_reset_forgets_connections_and_rewinds_sessions(start_server, two_sessions):
+    server = await start_server(cassettes=two_sessions, default_cassette="twice")
+    async with aiohttp.ClientSession(base_url=server.http_url) as http:
+        async def admin(method: str, path: str) -> tuple[int, dict[str, Any]]:
+            async with http.request(method, "/__admin" + path) as resp:
+                return resp.status, await resp.json()
+
+        first, second = recorded_session_id("hello"), "sess_the_second_one"
+        assert (await first_event(server, server.base_url()))["session"]["id"] == first
+        assert len((await admin("GET", "/connections"))[1]["connections"]) == 1
+        assert (await admin("POST", "/reset"))[1] == {"status": "ok"}
+        assert (await admin("GET", "/connections"))[1]["connections"] == []
+        assert (await admin("GET", "/connections/0"))[0] == 404
+        # rewound: the next connection replays the first session again, not the second
+        assert [(await first_event(server, server.base_url()))["session"]["id"] for _ in range(2)] == [first, second]
+
+
+async def test_a_wait_for_closed_wakes_when_the_connection_closes(server, admin):
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(server.ws_url + "/c/hello/v1/realtime?model=gpt-realtime") as ws:
+            assert json.loads((await ws.receive(timeout=TIMEOUT_S)).data)["type"] == "session.created"
+            wait = asyncio.create_task(admin("GET", f"/journal/wait?closed=true&count=0&timeout_s={LONG_POLL_S}"))
+            await waiter_registered(server)
+    status, body = await asyncio.wait_for(wait, TIMEOUT_S)  # woken by the close
+    assert (status, body["count"]) == (200, 0)
+
+
+async def waiter_registered(server, other_than: set[asyncio.Future[None]] = frozenset()) -> asyncio.Future[None]:
+    """The future a long-poll sleeps on, once it sleeps (it registers on the same loop)."""
+    for _ in range(10_000):
+        fresh = server.state.journal_waiters - other_than
+        if fresh:
+            return next(iter(fresh))
+        await asyncio.sleep(0.001)
+    raise AssertionError("the long-poll never started waiting")
 
 
 async def test_reset_wakes_a_wait_that_then_keeps_waiting(server, admin):
-    wait = asyncio.create_task(admin("GET", "/journal/wait?type=response.create&timeout_s=0.5"))
-    await asyncio.sleep(0.05)
+    wait = asyncio.create_task(admin("GET", f"/journal/wait?type=response.create&timeout_s={LONG_POLL_S}"))
+    asleep = await waiter_registered(server)
     await admin("POST", "/reset")
-    status, body = await wait
-    assert status == 408 and body["waited_s"] >= 0.5
+    assert asleep.done() and not asleep.cancelled(), "reset did not wake the long-poll"
+    await waiter_registered(server, other_than={asleep})  # it re-checked and went back to sleep
+    assert not wait.done()
+    # it answers when what it waits for arrives, after the reset
+    await admin("POST", "/cassettes/next", {"cassette": "function_call", "connections": 1})
+    await tool_round_trip(server)
+    status, body = await asyncio.wait_for(wait, TIMEOUT_S)
+    assert (status, [e["type"] for e in body["entries"]]) == (200, ["response.create"])
 
 
 @pytest.mark.parametrize("body", ['{"cassette": "hello", "connections": 1e999}', "[" * 5000, '{"cassette": "hello", "connections": "x"}'])
