@@ -34,10 +34,10 @@ def main(modules: list[str]) -> int:
     if not rows:
         print("no mutation results yet: run tools/mutation.sh", file=sys.stderr)
         return 1
-    for path, total, counts, survivors in rows:
+    for path, total, counts, _ in rows:
         others = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s != "killed")
         print(f"{path:42} {counts['killed']:5}/{total:<5} killed  {100 * counts['killed'] / total:5.1f} %   {others}")
-    for path, _, _, survivors in rows:
+    for _, _, _, survivors in rows:
         for name in survivors:
             print(f"  not killed: {name}")
     return 0

@@ -7,7 +7,6 @@ validator (:mod:`mockrealtime.protocol`); this module only moves frames and keep
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import gc
 import json
 import logging
@@ -19,31 +18,25 @@ from mockrealtime.config import ServerConfig
 from mockrealtime.core.cassette import Cassette
 from mockrealtime.core.policy import connection_settings, expiry, presented_key, refusal
 from mockrealtime.errors import CassetteError, CassetteNotFoundError, ConfigError
-from mockrealtime.core.events import BETA, GA
 from mockrealtime.core.matching import Matcher
+from mockrealtime.core.recording import negotiate_dialect as read_dialect
 from mockrealtime.protocol import ProtocolError, parse_client_frame
 from mockrealtime.core.engine import ReplaySession, strip_audio
 from mockrealtime.net.admin import add_admin_routes
 from mockrealtime.net.oversize import RealtimeSocket
 from mockrealtime.net.security import admin_guard, install_log_scrubbing, refuse_origin
-from mockrealtime.net.state import STATE, ConnectionReport, MockState, Route
+from mockrealtime.net.state import STATE, ConnectionReport, MockState, Route  # noqa: F401 - STATE, MockState, Route re-exported
 
 log = logging.getLogger("mockrealtime")
 
 REALTIME_PATHS = ("/v1/realtime", "/realtime", "/openai/realtime", "/openai/v1/realtime")
 CASSETTE_HEADER = "X-Mockrealtime-Cassette"
-BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
-
-
 
 
 def negotiate_dialect(request: web.Request) -> str:
-    if "realtime=v1" in request.headers.get("OpenAI-Beta", "").replace(" ", ""):
-        return BETA
-    offered = request.headers.get("Sec-WebSocket-Protocol", "")
-    if BETA_SUBPROTOCOL in (p.strip() for p in offered.split(",")):
-        return BETA
-    return GA
+    """The recorder's reading of a handshake: every ``OpenAI-Beta`` header counts, not only the first."""
+    offered = ",".join(request.headers.getall("Sec-WebSocket-Protocol", ())).split(",")
+    return read_dialect(request.headers.items(), [p.strip() for p in offered])
 
 
 async def realtime(request: web.Request) -> web.StreamResponse:
