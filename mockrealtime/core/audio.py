@@ -183,6 +183,17 @@ def _walk_wav(read: Callable[[int, int], bytes], size: int) -> tuple[AudioFormat
 
 def write_atomic(path: str, blob: bytes) -> None:
     """Write a file so that readers see the old content or the new, never a half-written one."""
+    tmp = write_beside(path, blob)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        unlink_quietly(tmp)
+        raise
+
+
+def write_beside(path: str, blob: bytes) -> str:
+    """Write ``blob`` in full (synced) to a new hidden file beside ``path``, with the mode ``path`` has
+    or would get; returns its name. Nothing is left behind if that fails."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
     try:
@@ -197,13 +208,17 @@ def write_atomic(path: str, blob: bytes) -> None:
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        unlink_quietly(tmp)
         raise
+    return tmp
+
+
+def unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def pread(fd: int, n: int, at: int) -> bytes:

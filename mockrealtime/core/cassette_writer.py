@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import re
+import uuid
 from collections.abc import Callable, Iterable
 from itertools import pairwise
 from typing import Any
@@ -222,11 +223,51 @@ def dumps_document(doc: dict[str, Any], description: str = "") -> str:
 _SIDECAR_RE = r"\.s\d+\.(client|server)\.(pcm16|g711_ulaw|g711_alaw)\.wav$"
 
 
+def _keep_aside(file: str) -> str | None:
+    """A second name for the file now at ``file`` (None if there is none), which stays in place."""
+    if not os.path.exists(file):
+        return None
+    kept = os.path.join(os.path.dirname(file), f".{os.path.basename(file)}.{uuid.uuid4().hex[:12]}.old")
+    try:
+        os.link(file, kept)
+    except OSError:  # a file system without hard links: a copy
+        with open(file, "rb") as f:
+            return _audio.write_beside(file, f.read())
+    return kept
+
+
+def _install(blobs: list[tuple[str, bytes]]) -> None:
+    """Put files in place in order, all or none: each is written in full beside its place first; then
+    they replace the old files one by one, and a failure on the way puts every old file back."""
+    staged: list[tuple[str, str]] = []  # (temporary file, its place)
+    replaced: list[tuple[str, str | None]] = []  # (place, the old file kept aside, or None: there was none)
+    try:
+        for file, blob in blobs:
+            staged.append((_audio.write_beside(file, blob), file))
+        for tmp, file in staged:
+            replaced.append((file, _keep_aside(file)))
+            os.replace(tmp, file)
+    except BaseException:
+        for file, kept in reversed(replaced):
+            if kept is None:
+                _audio.unlink_quietly(file)
+            else:
+                os.replace(kept, file)
+                _audio.unlink_quietly(kept)  # still there if it was the same file (rename does nothing then)
+        for tmp, _ in staged:
+            _audio.unlink_quietly(tmp)
+        raise
+    for _, kept in replaced:
+        if kept is not None:
+            _audio.unlink_quietly(kept)
+
+
 def save(cassette: Cassette, path: str, *, check: Callable[[dict[str, Any]], None] | None = None) -> list[str]:
     """Write a cassette and its sidecars atomically; returns the files written.
 
-    Sidecars go first and the YAML last, so the YAML on disk never names audio that is not there;
-    sidecars of an earlier version of the same cassette that are no longer named are removed.
+    Every file is written in full before any replaces its old version; then sidecars go first and the
+    YAML last, so the YAML on disk never names audio that is not there, and a failure on the way puts
+    the earlier version back whole (no file of it lost, no temporary file left). Sidecars of an earlier version of the same cassette that are no longer named are removed.
     ``check`` sees the document (as it will be written, runs collapsed) before anything touches
     the disk; whatever it raises stops the save (the redaction scan uses it).
     """
@@ -240,12 +281,10 @@ def save(cassette: Cassette, path: str, *, check: Callable[[dict[str, Any]], Non
     if check is not None:
         check(doc)
     os.makedirs(directory, exist_ok=True)
-    written = []
-    for name, blob in files.items():
-        _audio.write_atomic(os.path.join(directory, name), blob)
-        written.append(os.path.join(directory, name))
-    _audio.write_atomic(path, dumps_document(doc, cassette.description).encode("utf-8"))
-    written.append(path)
+    blobs = [(os.path.join(directory, name), blob) for name, blob in files.items()]
+    blobs.append((path, dumps_document(doc, cassette.description).encode("utf-8")))
+    _install(blobs)
+    written = [file for file, _ in blobs]
     pattern = re.compile(re.escape(stem) + _SIDECAR_RE)
     for entry in os.listdir(directory):
         if pattern.match(entry) and entry not in files:

@@ -1,0 +1,110 @@
+"""Saving a cassette never loses the recording on disk: every new file is written in full beside its
+place first, the audio sidecars replace theirs before the YAML that names them, and a failure on the
+way puts the old files back and leaves no temporary file behind.
+
+Failures are injected between the files by wrapping ``os.fsync`` (writing a file) and ``os.replace``
+(putting it in place) as the writer calls them.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+
+import pytest
+
+from mockrealtime.core.cassette import Cassette, RecordedEvent, Session, load
+from mockrealtime.core.cassette_writer import save
+
+from test_cassette import duplex_session
+
+
+class DiskFull(OSError):
+    pass
+
+
+def cassette(sessions: int, text: str = "w") -> Cassette:
+    """duplex_session() with its transcript words spelled ``text``; the audio differs with the text."""
+    made = []
+    for _ in range(sessions):
+        events = []
+        for ev in duplex_session().events:
+            data = dict(ev.event)
+            if ev.type == "response.output_audio_transcript.delta":
+                data["delta"] = data["delta"].replace("w", text)
+            for key in ("audio", "delta"):
+                if ev.type in ("input_audio_buffer.append", "response.output_audio.delta") and key in data:
+                    pcm = bytearray(base64.b64decode(data[key]))
+                    pcm[0] = ord(text[0])  # one sample differs
+                    data[key] = base64.b64encode(bytes(pcm)).decode()
+            events.append(RecordedEvent.make(ev.direction.value, ev.offset_us // 1000, data))
+        made.append(Session(events))
+    return Cassette(name="d", dialect="ga", sessions=made)
+
+
+def snapshot(directory) -> dict[str, bytes]:
+    return {name: (directory / name).read_bytes() for name in sorted(os.listdir(directory))}
+
+
+def fail_on_call(monkeypatch, name: str, n: int) -> list[str]:
+    """Make the n-th call (from 0) of ``os.<name>`` raise; returns the paths it was called with."""
+    real = getattr(os, name)
+    calls: list[str] = []
+
+    def wrapper(*args):
+        calls.append(str(args[-1]))
+        if len(calls) - 1 == n:
+            raise DiskFull(f"injected: {name} #{n}")
+        return real(*args)
+
+    monkeypatch.setattr(os, name, wrapper)
+    return calls
+
+
+def test_sidecars_are_in_place_before_the_yaml_that_names_them(tmp_path, monkeypatch):
+    path = tmp_path / "d.yaml"
+    placed = fail_on_call(monkeypatch, "replace", -1)
+    written = save(cassette(2), str(path))
+    finals = [p for p in placed if not os.path.basename(p).startswith(".")]
+    assert [os.path.basename(p) for p in finals] == [
+        "d.s0.client.pcm16.wav", "d.s0.server.pcm16.wav", "d.s1.client.pcm16.wav", "d.s1.server.pcm16.wav", "d.yaml",
+    ]
+    assert written == finals
+
+
+# an old cassette with two sessions is replaced by one with two sessions that differ
+FILES_WRITTEN = 5  # four sidecars and the YAML
+
+
+@pytest.mark.parametrize(
+    "step", [("fsync", n) for n in range(FILES_WRITTEN)] + [("replace", n) for n in range(FILES_WRITTEN)], ids=lambda s: f"{s[0]}-{s[1]}"
+)
+def test_a_failure_between_the_files_leaves_the_old_cassette_intact_and_no_temporary_file(tmp_path, monkeypatch, step):
+    path = tmp_path / "d.yaml"
+    save(cassette(2, text="old"), str(path))
+    before = snapshot(tmp_path)
+    old_events = [[e.event for e in s.events] for s in load(str(path)).sessions]
+    fail_on_call(monkeypatch, *step)
+    with pytest.raises(DiskFull):
+        save(cassette(2, text="new"), str(path))
+    monkeypatch.undo()
+    assert snapshot(tmp_path) == before  # same files, same bytes: nothing half-done, nothing left over
+    assert [[e.event for e in s.events] for s in load(str(path)).sessions] == old_events
+
+
+@pytest.mark.parametrize("step", [("fsync", 0), ("fsync", 2), ("replace", 0), ("replace", 2)], ids=lambda s: f"{s[0]}-{s[1]}")
+def test_a_failed_first_save_leaves_nothing_behind(tmp_path, monkeypatch, step):
+    fail_on_call(monkeypatch, *step)
+    with pytest.raises(DiskFull):
+        save(cassette(1), str(tmp_path / "d.yaml"))
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_save_that_succeeds_leaves_only_the_cassette(tmp_path):
+    path = tmp_path / "d.yaml"
+    save(cassette(2, text="old"), str(path))
+    save(cassette(2, text="new"), str(path))
+    assert sorted(os.listdir(tmp_path)) == [
+        "d.s0.client.pcm16.wav", "d.s0.server.pcm16.wav", "d.s1.client.pcm16.wav", "d.s1.server.pcm16.wav", "d.yaml",
+    ]
+    assert "new0 " in path.read_text()
