@@ -76,7 +76,7 @@ def parse_path(path: str) -> tuple[str | int, ...]:
             parts.append(m.group(1))
         else:
             parts.append("*" if m.group(2) == "*" else int(m.group(2)))
-    if not parts:
+    if not parts or pos != len(path):  # nothing, or something left over ("a[", "a.")
         raise ConfigError(f"bad matching path {path!r}")
     return tuple(parts)
 
