@@ -83,7 +83,9 @@ def _collapse(events: list[RecordedEvent], offsets: list[int], formats: Formats 
         if ev.direction is Direction.SERVER and etype in ("session.created", "session.updated"):
             i, o = _audio.session_formats(data.get("session") or {})
             in_fmt, out_fmt = i or in_fmt, o or out_fmt
-        kind, payload_field, fmt = None, None, None
+        kind: str | None = None
+        payload_field = ""
+        fmt: _audio.AudioFormat | None = None
         if etype in TEXT_DELTA_TYPES and ev.direction is Direction.SERVER and isinstance(data.get("delta"), str):
             kind, payload_field = "text", "delta"
         elif etype in AUDIO_DELTA_TYPES and ev.direction is Direction.SERVER:

@@ -339,7 +339,7 @@ class _SessionCheck:
                          f"the real API answers it with {problem.code}: {problem.message} (param {problem.param}), and the recording shows no error")
         etype = ev.type
         refs: list[tuple[str, str, set[str]]] = []
-        item = event.get("item") if isinstance(event.get("item"), dict) else {}
+        item: dict[str, Any] = event["item"] if isinstance(event.get("item"), dict) else {}
         if etype == "conversation.item.create" and item.get("type") == "function_call_output" and isinstance(item.get("call_id"), str):
             refs.append(("call_id", item["call_id"], self.calls))
         if etype in _CLIENT_ITEM_REFS and isinstance(event.get("item_id"), str):

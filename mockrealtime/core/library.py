@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from importlib import resources
+from typing import Any
 
 from mockrealtime.core import cassette as _cassette
 from mockrealtime.core.cassette import Cassette
@@ -74,7 +75,7 @@ class CassetteLibrary:
     def names(self) -> list[str]:
         return sorted(self._index)
 
-    def available(self) -> list[dict[str, object]]:
+    def available(self) -> list[dict[str, Any]]:
         return [{"name": n, "dialects": sorted(self._index[n])} for n in self.names()]
 
     @property

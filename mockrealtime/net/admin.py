@@ -265,7 +265,7 @@ def _list_cassettes(state: MockState) -> list[dict[str, Any]]:
         name, dialects = entry["name"], entry["dialects"]
         item: dict[str, Any] = {"name": name, "dialects": dialects}
         try:
-            c = state.library.resolve(name, dialects[0])  # type: ignore[index]
+            c = state.library.resolve(name, dialects[0])
             item["description"] = c.description.split("\n\n")[0].replace("\n", " ")
             item["sessions"] = len(c.sessions)
         except CassetteError as exc:

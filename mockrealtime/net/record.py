@@ -124,7 +124,7 @@ class _Link:
 
     __slots__ = ("ws", "upstream", "rec", "number", "state", "_debug")
 
-    def __init__(self, ws: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse, rec: SessionRecording,
+    def __init__(self, ws: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse[bool], rec: SessionRecording,
                  number: int, state: RecorderState) -> None:
         self.ws, self.upstream, self.rec, self.number, self.state = ws, upstream, rec, number, state
         self._debug = log.isEnabledFor(logging.DEBUG)

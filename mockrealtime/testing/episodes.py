@@ -200,7 +200,7 @@ class EpisodeRelay:
 
     def journal(self) -> Journal:
         def collect() -> list[SentEvent]:
-            out = []
+            out: list[SentEvent] = []
             for i, link in enumerate(self.links):
                 outcome = "live" if link.session is None else "relayed"
                 out.extend(SentEvent(i, at, ev, "audio" if ev.get("type") == "input_audio_buffer.append" else outcome)
@@ -331,7 +331,7 @@ class EpisodeRelay:
     def _label(self) -> str:
         return str(self.upstream.with_query(None))
 
-    async def _connect_live(self, headers: CIMultiDict[str], query: Mapping[str, str]) -> aiohttp.ClientWebSocketResponse:
+    async def _connect_live(self, headers: CIMultiDict[str], query: Mapping[str, str]) -> aiohttp.ClientWebSocketResponse[bool]:
         assert self._http is not None
         live_headers = CIMultiDict(headers)
         if self.key:
@@ -345,7 +345,7 @@ class _Pump:
     """Frames both ways for one link, and the hand-over when the replay reports a mismatch."""
 
     def __init__(self, relay: EpisodeRelay, link: _Link, client: web.WebSocketResponse,
-                 target: aiohttp.ClientWebSocketResponse, headers: CIMultiDict[str], query: Mapping[str, str]) -> None:
+                 target: aiohttp.ClientWebSocketResponse[bool], headers: CIMultiDict[str], query: Mapping[str, str]) -> None:
         self.relay, self.link, self.client, self.target = relay, link, client, target
         self.headers, self.query = headers, query
         self.live = link.session is None
@@ -448,7 +448,7 @@ class _Pump:
         self.open.set()
         log.info("= connection %d handed over to %s after %d client events", self.link.number, self.relay._label, index)
 
-    async def _rebuild(self, live: aiohttp.ClientWebSocketResponse, history: list[dict[str, Any]]) -> None:
+    async def _rebuild(self, live: aiohttp.ClientWebSocketResponse[bool], history: list[dict[str, Any]]) -> None:
         """Bring the live session to the client's state; its answers go nowhere."""
         await self._expect(live, ("session.created",), "the live session to open")
         for event in history:
@@ -460,7 +460,7 @@ class _Pump:
             await live.send_json(create)
             await self._expect(live, ack, f"conversation item {create['item']['id']} to be recreated")
 
-    async def _expect(self, live: aiohttp.ClientWebSocketResponse, types: tuple[str, ...], what: str) -> None:
+    async def _expect(self, live: aiohttp.ClientWebSocketResponse[bool], types: tuple[str, ...], what: str) -> None:
         async def wait() -> None:
             while True:
                 msg = await live.receive()

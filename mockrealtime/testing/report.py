@@ -234,7 +234,7 @@ def _relaxed_match(
     compared = [(r["type"], matcher.differences(e, r)) for e, r in pairs]  # type: ignore[arg-type]
     if matcher.mode == "exact":
         ignore = {d.path for _, diffs in compared for d in diffs if d.path != "type"}
-        base = dict(context.match) if isinstance(context.match, dict) else {"mode": "exact"}
+        base: dict[str, Any] = dict(context.match) if isinstance(context.match, dict) else {"mode": "exact"}
         base["ignore"] = sorted(set(base.get("ignore") or ()) | ignore)
         return _py(base)
     rules: dict[str, list[str]] = {}
