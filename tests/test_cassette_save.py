@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 
 import pytest
 
@@ -108,3 +109,58 @@ def test_a_save_that_succeeds_leaves_only_the_cassette(tmp_path):
         "d.s0.client.pcm16.wav", "d.s0.server.pcm16.wav", "d.s1.client.pcm16.wav", "d.s1.server.pcm16.wav", "d.yaml",
     ]
     assert "new0 " in path.read_text()
+
+
+def test_without_hard_links_the_old_files_are_kept_aside_as_copies(tmp_path, monkeypatch):
+    path = tmp_path / "d.yaml"
+    save(cassette(2, text="old"), str(path))
+    before = snapshot(tmp_path)
+
+    def no_links(src, dst):
+        raise OSError("hard links not supported here")
+
+    monkeypatch.setattr(os, "link", no_links)
+    fail_on_call(monkeypatch, "replace", 3)
+    with pytest.raises(DiskFull):
+        save(cassette(2, text="new"), str(path))
+    monkeypatch.undo()
+    assert snapshot(tmp_path) == before
+    monkeypatch.setattr(os, "link", no_links)
+    save(cassette(2, text="new"), str(path))
+    assert "new0 " in path.read_text() and not [n for n in os.listdir(tmp_path) if n.startswith(".")]
+
+
+def test_old_files_are_kept_aside_in_their_own_directory(tmp_path, monkeypatch):
+    """Beside the file, so putting it back is a rename on the same file system."""
+    path = tmp_path / "d.yaml"
+    save(cassette(1, text="old"), str(path))
+    real_link = os.link
+    pairs: list[tuple[str, str]] = []
+    monkeypatch.setattr(os, "link", lambda src, dst: (pairs.append((src, dst)), real_link(src, dst))[1])
+    monkeypatch.chdir(tmp_path.parent)
+    save(cassette(1, text="new"), str(path))
+    assert len(pairs) == 3
+    assert all(os.path.dirname(dst) == os.path.dirname(src) == str(tmp_path) for src, dst in pairs)
+
+
+def test_the_yaml_is_readable_in_a_diff(tmp_path):
+    long_text = "é " * 300
+    c = cassette(1)
+    c.sessions[0].events[0].event["session"]["instructions"] = long_text
+    c.description = "First line.\n\n  indented line  \nlast"
+    save(c, str(tmp_path / "d.yaml"))
+    text = (tmp_path / "d.yaml").read_text(encoding="utf-8")
+    assert text.startswith("# First line.\n#\n#   indented line\n# last\nversion: 1\n")
+    assert f"instructions: {long_text.rstrip()}" in text or f"instructions: '{long_text}'" in text  # one line, unescaped
+    assert not re.search(r"\{[^}]", text)  # block style: no inline mappings but {}
+
+
+def test_audio_that_is_not_canonical_base64_stays_inline_and_exact(tmp_path):
+    c = cassette(1)
+    odd = [e for e in c.sessions[0].events if e.type == "response.output_audio.delta"]
+    odd[0].event["delta"] = "AB=="  # decodes to one byte, whose canonical spelling is "AA=="
+    odd[1].event["delta"] = "AA==\n"
+    save(c, str(tmp_path / "d.yaml"))
+    loaded = load(str(tmp_path / "d.yaml"))
+    deltas = [e.event["delta"] for e in loaded.sessions[0].events if e.type == "response.output_audio.delta"]
+    assert deltas[:2] == ["AB==", "AA==\n"]

@@ -191,6 +191,11 @@ def test_ignored_paths_cover_everything_below_them_and_stars_take_indexes_only()
     audio = {"type": "conversation.item.create", "item": {"type": "message", "content": [{"type": "input_audio", "audio": "AAAA"}]}}
     other = {"type": "conversation.item.create", "item": {"type": "message", "content": [{"type": "input_audio", "audio": "BBBB"}]}}
     assert DEFAULT.all_differences(audio, other) == []
+    # [*] takes indexes, not keys
+    starred = Matcher.build({"ignore": ["obj[*].secret"]})
+    assert starred.all_differences({"type": "x", "obj": {"k": {"secret": 1}}}, {"type": "x", "obj": {"k": {"secret": 2}}}) == [
+        FieldDiff("obj.k.secret", 1, 2, False)
+    ]
     # a pattern longer than the path does not apply to it
     assert Matcher.build({"ignore": ["a.b.c"]}).all_differences({"type": "x", "a": {"b": 1}}, {"type": "x", "a": {"b": 2}}) == [
         FieldDiff("a.b", 1, 2, False)
