@@ -246,24 +246,23 @@ def _blank(node: Any) -> Any:
 
 
 def _redact_at(node: Any, parts: tuple[str | int, ...]) -> Any:
+    """``node`` with what ``parts`` reaches blanked; ``node`` itself when the path reaches nothing."""
     if not parts:
         return _blank(node)
     head, rest = parts[0], parts[1:]
     if isinstance(node, dict):
         keys = list(node) if head == "*" else [head] if head in node else []
-        if not keys:
+        new = {k: _redact_at(node[k], rest) for k in keys}
+        if all(new[k] is node[k] for k in keys):
             return node
-        out = dict(node)
-        for k in keys:
-            out[k] = _redact_at(node[k], rest)
-        return out
+        return {**node, **new}
     if isinstance(node, list):
         if head == "*":
-            return [_redact_at(v, rest) for v in node]
-        if isinstance(head, int) and -len(node) <= head < len(node):
-            out_list = list(node)
-            out_list[head] = _redact_at(node[head], rest)
-            return out_list
+            items = [_redact_at(v, rest) for v in node]
+            return node if all(a is b for a, b in zip(items, node, strict=True)) else items
+        if isinstance(head, int) and head < len(node):  # the path grammar has no negative index
+            item = _redact_at(node[head], rest)
+            return node if item is node[head] else [*node[:head], item, *node[head + 1 :]]
     return node
 
 
