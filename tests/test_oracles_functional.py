@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from mockrealtime.core.library import CassetteLibrary
 from replay_driver import play
 
 #: Every event of these types must be in the oracle: what the client sees happen, and how often.
@@ -49,6 +50,13 @@ class JSONText:
 @dataclasses.dataclass(frozen=True)
 class Same:
     """A field whose value the server chooses (a call_id), equal wherever the same label appears."""
+
+    label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Rising:
+    """A number the story does not fix (a VAD position) but orders: larger at each appearance of the label."""
 
     label: str
 
@@ -97,6 +105,19 @@ def spoken_answer(status: str = "completed") -> list[E]:
 
 
 USER = {"item.type": "message", "item.role": "user"}
+ULAW = {"session.audio.input.format.type": "audio/pcmu", "session.audio.output.format.type": "audio/pcmu",
+        "session.audio.input.turn_detection.type": "server_vad"}
+ULAW_BETA = {"session.input_audio_format": "g711_ulaw", "session.output_audio_format": "g711_ulaw", "session.turn_detection.type": "server_vad"}
+
+
+def vad_turn() -> list[E]:
+    """The caller speaks; server VAD commits the turn as a user audio item (the response it creates follows)."""
+    return [
+        E("input_audio_buffer.speech_started", {"audio_start_ms": Rising("vad")}),
+        E("input_audio_buffer.speech_stopped", {"audio_end_ms": Rising("vad")}),
+        E("input_audio_buffer.committed"),
+        E("conversation.item.added", {**USER, "item.content.0.type": "input_audio"}),
+    ]
 LIST_EMAILS = {"numEmails": 1}
 PARIS = {"city": "Paris"}
 
@@ -142,8 +163,6 @@ ORACLES: dict[str, list[E]] = {
     "tool_choice_required_loop": [
         E("session.created"),
         E("session.updated", {"session.tool_choice": "required", "session.tools.0.name": "get_weather"}),
-        # GA's client is openai-agents (a second, tracing update); beta's the openai SDK (one update)
-        E("session.updated", ga_only=True),
         *tool_call("get_weather", PARIS, "call1"),
         *tool_call("get_weather", PARIS, "call2"),
         *tool_call("get_weather", PARIS, "call3"),
@@ -164,6 +183,44 @@ ORACLES: dict[str, list[E]] = {
           beta={"response.status": "completed", "response.output.0.type": "message",
                 "response.output.0.content.0.type": "text", "response.output.0.content.0.text": JSONText(PARIS)}),
     ],
+    "speak_then_call": [
+        E("session.created"),
+        E("session.updated", {"session.tools.0.name": "get_weather"}),
+        E("response.created"),
+        E("response.output_item.added", {"output_index": 0, "item.type": "message"}),
+        E("response.output_audio.done", {"output_index": 0}),
+        E("response.output_item.added", {"output_index": 1, "item.type": "function_call", "item.name": "get_weather"}),
+        E("response.function_call_arguments.done", {"output_index": 1, "name": "get_weather", "arguments": JSONText(PARIS), "call_id": Same("call")}),
+        E("response.done", {
+            "response.status": "completed", "response.output.0.type": "message", "response.output.1.type": "function_call",
+            "response.output.1.name": "get_weather", "response.output.1.arguments": JSONText(PARIS), "response.output.1.call_id": Same("call"),
+        }),
+        E("conversation.item.added", {"item.type": "function_call_output", "item.call_id": Same("call")}),
+        *spoken_answer(),
+    ],
+    "twilio_hello": [
+        E("session.created"),
+        E("session.updated", ULAW, beta=ULAW_BETA),
+        *vad_turn(),
+        *spoken_answer(),
+    ],
+    "twilio_function_call": [
+        E("session.created"),
+        E("session.updated", {**ULAW, "session.tools.0.name": "list_emails"}, beta={**ULAW_BETA, "session.tools.0.name": "list_emails"}),
+        *vad_turn(),
+        *tool_call("list_emails", LIST_EMAILS, "call"),
+        E("conversation.item.added", {"item.type": "function_call_output", "item.call_id": Same("call")}),
+        *spoken_answer(),
+    ],
+    "twilio_tool_choice_required_loop": [
+        E("session.created"),
+        E("session.updated", {**ULAW, "session.tool_choice": "required", "session.tools.0.name": "get_weather"},
+          beta={**ULAW_BETA, "session.tool_choice": "required", "session.tools.0.name": "get_weather"}),
+        *vad_turn(),
+        *tool_call("get_weather", PARIS, "call1"),
+        *tool_call("get_weather", PARIS, "call2"),
+        *tool_call("get_weather", PARIS, "call3"),
+    ],
     "turn_detected": [
         E("session.created"),
         E("session.updated",
@@ -171,13 +228,14 @@ ORACLES: dict[str, list[E]] = {
            "session.audio.input.turn_detection.silence_duration_ms": 500},
           beta={"session.turn_detection.type": "server_vad", "session.turn_detection.prefix_padding_ms": 300,
                 "session.turn_detection.silence_duration_ms": 500}),
-        E("input_audio_buffer.speech_started", {"audio_start_ms": 312}),
-        E("input_audio_buffer.speech_stopped", {"audio_end_ms": 2544}),
+        # VAD positions follow the audio appended: each later than the one before
+        E("input_audio_buffer.speech_started", {"audio_start_ms": Rising("vad")}),
+        E("input_audio_buffer.speech_stopped", {"audio_end_ms": Rising("vad")}),
         E("input_audio_buffer.committed"),
         E("conversation.item.added", {**USER, "item.content.0.type": "input_audio", "item.content.0.transcript": None}),
         E("response.created"),
         # the user talks over the answer: the server ends it
-        E("input_audio_buffer.speech_started", {"audio_start_ms": 3130}),
+        E("input_audio_buffer.speech_started", {"audio_start_ms": Rising("vad")}),
         E("response.output_audio.done"),
         E("response.output_audio_transcript.done"),
         E("response.content_part.done"),
@@ -186,13 +244,22 @@ ORACLES: dict[str, list[E]] = {
             "response.status": "cancelled", "response.status_details.type": "cancelled",
             "response.status_details.reason": "turn_detected",
         }),
-        E("conversation.item.truncated", {"audio_end_ms": 645}, beta={"audio_end_ms": 668}),  # what each client played
-        E("input_audio_buffer.speech_stopped", {"audio_end_ms": 5320}),
+        E("conversation.item.truncated", {"audio_end_ms": Rising("played")}),  # what the client played
+        E("input_audio_buffer.speech_stopped", {"audio_end_ms": Rising("vad")}),
         E("input_audio_buffer.committed"),
         *spoken_answer(),
     ],
 }
 
+
+#: Bundled cassettes checked through another form of their family, or not a story at all.
+NO_ORACLE = {
+    "long_call": "benchmark data: three minutes of turns, no story beyond its shape (tests/test_seed_scenarios.py)",
+    "twilio_chat_completions_tools": "the phone form of chat_completions_tools (same error, same greeting)",
+    "twilio_forced_function_as_message": "the phone form of forced_function_as_message",
+    "twilio_missing_call_id": "the phone form of missing_call_id",
+    "twilio_turn_detected": "the phone form of turn_detected",
+}
 
 _MISSING = object()
 
@@ -219,6 +286,11 @@ def _agrees(event: dict[str, Any], etype: str, fields: dict[str, Any], same: dic
             ok = isinstance(got, str) and _loads(got) == want.value
         elif isinstance(want, Same):
             ok = isinstance(got, str) and got != "" and same.setdefault(want.label, got) == got
+        elif isinstance(want, Rising):
+            last = same.get(("rising", want.label), -1)
+            ok = isinstance(got, (int, float)) and not isinstance(got, bool) and got > last
+            if ok:
+                same[("rising", want.label)] = got
         else:
             ok = got == want
         if not ok:
@@ -259,25 +331,16 @@ def check(received: list[dict[str, Any]], oracle: list[E], dialect: str) -> None
             raise AssertionError(f"no {etype} with {fields} in order; near misses {misses}; stream {types}")
 
 
-#: Where a bundled cassette disagrees with the protocol notes (strict: the fix makes these fail, then
-#: drop the line). protocol.md: the live beta server sends ``name`` in
-#: response.function_call_arguments.done too ("send it in both dialects"); the beta cassettes do not.
-KNOWN_WRONG = {
-    ("function_call", "beta"): "beta function_call_arguments.done lacks name (protocol.md: sent in both dialects)",
-    ("missing_call_id", "beta"): "beta function_call_arguments.done lacks name (protocol.md: sent in both dialects)",
-    ("tool_choice_required_loop", "beta"): "beta function_call_arguments.done lacks name (protocol.md: sent in both dialects)",
-}
+def bundled() -> list[tuple[str, str]]:
+    library = CassetteLibrary()
+    return [(entry["name"], dialect) for entry in library.available() for dialect in entry["dialects"]]
 
 
-@pytest.mark.parametrize("dialect", ["ga", "beta"])
-@pytest.mark.parametrize("name", sorted(ORACLES))
-async def test_a_replay_gives_what_the_story_says(server, name, dialect, request):
-    if (name, dialect) in KNOWN_WRONG:
-        request.applymarker(pytest.mark.xfail(reason=KNOWN_WRONG[name, dialect], strict=True, raises=AssertionError))
+@pytest.mark.parametrize(("name", "dialect"), [pair for pair in bundled() if pair[0] in ORACLES])
+async def test_a_replay_gives_what_the_story_says(server, name, dialect):
     check(await play(server, name, dialect), ORACLES[name], dialect)
 
 
-def test_every_bundled_cassette_has_an_oracle():
-    from mockrealtime.core.library import CassetteLibrary
-
-    assert sorted(ORACLES) == sorted(CassetteLibrary().names())
+def test_every_bundled_cassette_has_an_oracle_or_a_reason():
+    assert sorted(set(ORACLES) | set(NO_ORACLE)) == sorted(CassetteLibrary().names())
+    assert not set(ORACLES) & set(NO_ORACLE)

@@ -60,7 +60,7 @@ def test_compiled_files_are_byte_stable(tmp_path):
     first = write_cassettes(s, str(tmp_path / "a"))
     second = write_cassettes(s, str(tmp_path / "b"))
     assert [os.path.basename(p) for p in first] == [os.path.basename(p) for p in second]
-    for p, q in zip(first, second):
+    for p, q in zip(first, second, strict=True):
         with open(p, "rb") as a, open(q, "rb") as b:
             assert a.read() == b.read()
 
