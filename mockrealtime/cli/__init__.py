@@ -106,7 +106,7 @@ def _named_paths(given: list[str]) -> list[str]:
             library = library or CassetteLibrary(ServerConfig.from_env().cassettes)
             entry = next((e for e in library.available() if e["name"] == item), None)
             if entry is not None:
-                out += [library.resolve(item, d).path or item for d in entry["dialects"]]  # type: ignore[union-attr]
+                out += [library.resolve(item, d).path or item for d in entry["dialects"]]
                 continue
         out += cassette_files(item) if os.path.isfile(item) else [item]
     return out

@@ -64,7 +64,7 @@ def unfinished(events: list[RecordedEvent]) -> Iterator[Problem]:
 def _references(ev: RecordedEvent) -> list[tuple[str, str]]:
     event = ev.event
     refs = []
-    item = event.get("item") if isinstance(event.get("item"), dict) else {}
+    item: dict[str, Any] = event["item"] if isinstance(event.get("item"), dict) else {}
     if ev.type == "conversation.item.create" and item.get("type") == "function_call_output" and isinstance(item.get("call_id"), str):
         refs.append(("call_id", item["call_id"]))
     if ev.type in _CLIENT_ITEM_REFS and isinstance(event.get("item_id"), str):
