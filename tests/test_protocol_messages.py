@@ -59,3 +59,54 @@ def test_lists_params_and_scalars_as_the_api_writes_them():
     assert _render((0, "x")) == "[0].x"
     assert _render(()) == ""
     assert (_scalar("text"), _scalar(1.5), _scalar(None), _scalar([1])) == ("text", "1.5", "null", "[1]")
+
+
+# -- which error is reported when there are several (the module's invariants) --------------------------
+
+
+def first(event):
+    from mockrealtime.protocol import ClientEventValidator
+
+    error = ClientEventValidator("ga").validate(event)
+    return None if error is None else (error.code, error.param)
+
+
+def test_at_one_depth_an_unknown_parameter_goes_before_an_invalid_type_sent_earlier():
+    assert first({"type": "session.update", "session": {"type": "realtime", "tools": "x", "bogus": 1}}) == ("unknown_parameter", "session.bogus")
+    # of two of a kind, the field sent first
+    assert first({"type": "session.update", "session": {"type": "realtime", "tools": "x", "instructions": 3}}) == ("invalid_type", "session.tools")
+    assert first({"type": "session.update", "session": {"type": "realtime", "instructions": 3, "tools": "x"}}) == ("invalid_type", "session.instructions")
+
+
+def test_of_several_missing_parameters_the_first_the_schema_requires_is_reported():
+    assert first({"type": "conversation.item.create", "item": {"type": "function_call_output"}}) == ("missing_required_parameter", "item.call_id")
+    assert first({"type": "conversation.item.truncate"}) == ("missing_required_parameter", "audio_end_ms")
+    assert first({"type": "conversation.item.truncate", "audio_end_ms": 1}) == ("missing_required_parameter", "content_index")
+
+
+def translated(schema, instance):
+    from jsonschema import Draft202012Validator
+
+    from mockrealtime.protocol.validation import _translate
+
+    (error,) = Draft202012Validator(schema).iter_errors(instance)
+    return [(path, e.code, e.message, e.param) for path, e in _translate(error)]
+
+
+def test_violations_of_any_schema_keyword_translate_to_api_errors():
+    assert translated({"type": "object", "additionalProperties": False}, {"x": 1}) == [
+        (("x",), "unknown_parameter", "Unknown parameter: 'x'.", "x")]
+    assert translated({"properties": {"mode": {"const": "abc"}}}, {"mode": "b"}) == [
+        (("mode",), "invalid_value", "Invalid value: 'b'. Supported values are: 'abc'.", "mode")]
+    assert translated({"properties": {"name": {"minLength": 3}}}, {"name": "ab"}) == [
+        (("name",), "invalid_value", "Invalid value for 'name'.", "name")]
+
+
+def test_a_recursive_def_reached_through_a_list_is_inlined_only_so_deep():
+    from mockrealtime.protocol.validation import _specialise
+
+    defs = {"Node": {"anyOf": [{"$ref": "#/$defs/Node"}, {"type": "null"}]}}
+    node, depth = _specialise({"$ref": "#/$defs/Node"}, defs), 0
+    while "anyOf" in node:
+        node, depth = node["anyOf"][0], depth + 1
+    assert node == {"$ref": "#/$defs/Node"} and depth > 1

@@ -128,3 +128,32 @@ def test_save_checked_writes_nothing_when_a_secret_is_left(tmp_path):
     assert caught.value.findings == [("(description)", KNOWN), ("$.sessions[0].events[0].server.note", KNOWN)]
     assert os.listdir(tmp_path) == []
     assert save_checked(cassette({"type": "session.created"}, description="clean"), path, known=["abcdefgh-known"]) == [path]
+
+
+def test_path_rules_reach_exactly_their_element_and_copy_nothing_they_do_not_change():
+    redactor = Redactor(paths=["item.content[0].text", "a.b"])
+    event = {"type": "x", "item": {"content": [{"text": "a", "type": "input_text"}, {"text": "b"}, {"text": "c"}]}}
+    assert redactor.scrub_event(event) == {
+        "type": "x", "item": {"content": [{"text": REDACTED, "type": "input_text"}, {"text": "b"}, {"text": "c"}]}}
+    for rule in ["item.content[1]", "item.content[*].nothing", "item.content[0].nothing"]:
+        one = {"type": "x", "item": {"content": [{"text": "a"}]}}
+        assert Redactor(paths=[rule]).scrub_event(one) is one, rule
+    assert parse_rule_path("a.b") == (None, ("a", "b"))
+    assert parse_rule_path("$.Xray") == (None, ("Xray",))
+
+
+def test_audio_is_skipped_and_what_follows_it_is_still_scrubbed_and_scanned():
+    event = {"type": "input_audio_buffer.append", "audio": KEY, "client_secret": "x", "note": KEY}
+    assert Redactor().scrub_event(event) == {"type": "input_audio_buffer.append", "audio": KEY, "client_secret": REDACTED, "note": KEY}
+    assert find_secrets(event) == [("$.note", OPENAI_KEY)]
+
+
+def test_an_indented_comment_is_scanned_too():
+    assert find_secrets(f"version: 1\nsessions:\n  # recorded with {KEY}\n  - events: []\n") == [("(comment)", OPENAI_KEY)]
+
+
+def test_the_refusal_names_the_file(tmp_path):
+    path = str(tmp_path / "c.yaml")
+    with pytest.raises(SecretLeftError) as caught:
+        save_checked(cassette({"type": "session.created", "note": KEY}), path)
+    assert caught.value.file == path and str(caught.value).startswith(f"{path}: refusing to save, 1 value(s)")
