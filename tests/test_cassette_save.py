@@ -164,3 +164,27 @@ def test_audio_that_is_not_canonical_base64_stays_inline_and_exact(tmp_path):
     loaded = load(str(tmp_path / "d.yaml"))
     deltas = [e.event["delta"] for e in loaded.sessions[0].events if e.type == "response.output_audio.delta"]
     assert deltas[:2] == ["AB==", "AA==\n"]
+
+
+def test_offsets_are_kept_to_the_microsecond_and_made_strictly_increasing(tmp_path):
+    events = [
+        RecordedEvent.make("server", 0, {"type": "session.created", "event_id": "e0", "session": {"type": "realtime"}}),
+        RecordedEvent.make("server", 0, {"type": "rate_limits.updated", "event_id": "e1"}),
+        RecordedEvent.make("server", 0, {"type": "rate_limits.updated", "event_id": "e2"}),
+        RecordedEvent.make("client", 12.3456, {"type": "response.create"}),
+    ]
+    save(Cassette(name="t", dialect="ga", sessions=[Session(events)]), str(tmp_path / "t.yaml"))
+    assert [e.offset_us for e in load(str(tmp_path / "t.yaml")).sessions[0].events] == [0, 1, 2, 12346]
+
+
+def test_a_yml_cassette_names_its_sidecars_after_its_stem(tmp_path):
+    written = save(cassette(1), str(tmp_path / "d.yml"))
+    assert sorted(os.path.basename(p) for p in written) == ["d.s0.client.pcm16.wav", "d.s0.server.pcm16.wav", "d.yml"]
+
+
+def test_deltas_that_differ_only_in_key_order_share_one_run(tmp_path):
+    delta = {"type": "response.output_text.delta", "response_id": "r", "item_id": "i", "output_index": 0, "content_index": 0}
+    swapped = {"type": "response.output_text.delta", "item_id": "i", "response_id": "r", "content_index": 0, "output_index": 0}
+    events = [RecordedEvent.make("server", 1, {**delta, "delta": "a"}), RecordedEvent.make("server", 2, {**swapped, "delta": "b"})]
+    save(Cassette(name="t", dialect="ga", sessions=[Session(events)]), str(tmp_path / "t.yaml"))
+    assert (tmp_path / "t.yaml").read_text().count("response.output_text.delta") == 1
