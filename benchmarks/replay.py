@@ -154,10 +154,10 @@ def main() -> int:
         return [r[key] for r in rows]
 
     def ratio(key: str) -> list[float]:
-        return [m[key] / b[key] for b, m in zip(bare, mock)]
+        return [m[key] / b[key] for b, m in zip(bare, mock, strict=True)]
 
     def diff(key: str) -> list[float]:
-        return [m[key] - b[key] for b, m in zip(bare, mock)]
+        return [m[key] - b[key] for b, m in zip(bare, mock, strict=True)]
 
     print(f"median (min-max) over {args.repeat} fresh processes of each server; shared machine, figures are noisy")
     print(f"push rate ({int(bare[0]['frames'])} frames: {args.minutes:g} min of 100 ms audio deltas + transcript deltas), frames/s")

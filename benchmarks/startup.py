@@ -79,7 +79,7 @@ def main() -> int:
     print("(CPU: what the process used from start to exit, less sensitive to other load than wall time)")
     for i, what in ((0, "wall"), (1, "CPU")):
         b, m = [r[i] for r in bare], [r[i] for r in mock]
-        diffs = [y - x for x, y in zip(b, m)]
+        diffs = [y - x for x, y in zip(b, m, strict=True)]
         print(f"  {what:4s} bare aiohttp {spread(b)}   mockrealtime {spread(m)}   "
               f"difference {statistics.median(diffs):+.0f} ms ({min(diffs):+.0f} to {max(diffs):+.0f})   (target <= +100 ms)")
     return 0

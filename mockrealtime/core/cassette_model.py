@@ -149,7 +149,7 @@ class ClientAudioRun:
 
     def events(self) -> list[RecordedEvent]:
         out, pos = [], self.start
-        for t, n, event_id in zip(self.offsets_us, self.chunk_bytes, self.event_ids):
+        for t, n, event_id in zip(self.offsets_us, self.chunk_bytes, self.event_ids, strict=False):
             ref = _audio.AudioRef(self.sidecar, pos, n, "audio")
             out.append(RecordedEvent(Direction.CLIENT, t, _fields(AUDIO_APPEND, event_id, self.template),
                                      type=AUDIO_APPEND, audio_bytes=n, audio=ref))

@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from mockrealtime.core import cassette as _cassette
 from mockrealtime.core import cassette_writer as _writer
 from mockrealtime.core.cassette import Cassette
 from mockrealtime.errors import ConfigError, SecretLeftError
