@@ -188,3 +188,30 @@ def test_deltas_that_differ_only_in_key_order_share_one_run(tmp_path):
     events = [RecordedEvent.make("server", 1, {**delta, "delta": "a"}), RecordedEvent.make("server", 2, {**swapped, "delta": "b"})]
     save(Cassette(name="t", dialect="ga", sessions=[Session(events)]), str(tmp_path / "t.yaml"))
     assert (tmp_path / "t.yaml").read_text().count("response.output_text.delta") == 1
+
+
+def test_everything_a_cassette_holds_comes_back_from_its_file(tmp_path):
+    from mockrealtime.core.cassette import Close, Handshake
+
+    pcm = bytes(range(96))
+    audio = base64.b64encode(pcm).decode()
+    events = [
+        RecordedEvent.make("server", 0, {"type": "session.created", "event_id": "e0", "session": {"type": "realtime"}}),
+        RecordedEvent.make("client", 5, {"type": "input_audio_buffer.append", "audio": audio}),  # a run of one, no event_id
+        RecordedEvent.make("server", 7, {"type": "response.output_audio.delta", "event_id": "a1", "response_id": "r", "item_id": "i",
+                                         "output_index": 0, "content_index": 0, "delta": audio}),
+        RecordedEvent.make("server", 8, {"type": "response.output_audio.delta", "response_id": "r", "item_id": "i",
+                                         "output_index": 0, "content_index": 0, "delta": audio}),  # no event_id in a run
+    ]
+    original = Cassette(
+        name="t", dialect="ga", sessions=[Session(events, Close("server", 1011, "upstream lost", error="boom"))],
+        handshake=Handshake(query={"model": "m"}, headers={"OpenAI-Beta": "x"}, subprotocols=["realtime"]),
+        matching={"mode": "type"},
+    )
+    save(original, str(tmp_path / "t.yaml"))
+    loaded = load(str(tmp_path / "t.yaml"))
+    back = [dict(e.event) for e in loaded.sessions[0].events]
+    assert back[3].pop("event_id").startswith("event_")  # a server event without one gets one on load
+    assert back == [e.event for e in events]
+    assert loaded.sessions[0].close == Close("server", 1011, "upstream lost", error="boom")
+    assert (loaded.handshake.subprotocols, loaded.matching) == (["realtime"], {"mode": "type"})

@@ -110,3 +110,18 @@ def test_a_recursive_def_reached_through_a_list_is_inlined_only_so_deep():
     while "anyOf" in node:
         node, depth = node["anyOf"][0], depth + 1
     assert node == {"$ref": "#/$defs/Node"} and depth > 1
+
+
+def test_ties_go_to_the_order_required_lists_and_the_parent_sent_first():
+    from jsonschema import Draft202012Validator
+
+    from mockrealtime.protocol.validation import _first_error
+
+    def pick(schema, instance):
+        error = _first_error(Draft202012Validator(schema).iter_errors(instance), instance)
+        return error.param
+
+    assert pick({"required": ["zeta", "alpha"]}, {}) == "zeta"
+    nested = {"properties": {"a": {"required": ["x"]}, "b": {"required": ["x"]}}}
+    assert pick(nested, {"b": {}, "a": {}}) == "b.x"
+    assert pick(nested, {"a": {}, "b": {}}) == "a.x"
