@@ -50,6 +50,13 @@ class ServerConfig:
     #: Browser origins allowed beyond loopback pages, comma-separated (``*``: any), for the
     #: WebSocket and the admin API. Clients that send no Origin (SDKs, curl) are not affected.
     allowed_origins: str | None = None
+    #: Serve wss:// (and https://) with a throwaway CA made for loopback (needs the ``tls`` extra).
+    tls: bool = False
+    #: Serve wss:// with your own certificate (PEM; the key in it or in ``keyfile``).
+    certfile: str | None = None
+    keyfile: str | None = None
+    #: Where ``tls`` writes its CA (``ca.pem``) for clients to trust; None: a fresh temporary directory.
+    tls_dir: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
@@ -79,6 +86,8 @@ class ServerConfig:
             raise ConfigError("max_session_s must be positive")
         if self.max_frame_bytes <= 0:
             raise ConfigError("max_frame_bytes must be positive")
+        if self.keyfile and not self.certfile:
+            raise ConfigError("a TLS keyfile needs its certfile")
         if self.admin is True and not self.admin_token and not is_loopback(self.host):
             raise ConfigError(
                 f"the admin API would be open to anyone who can reach {self.host}:{self.port}. Set a token "

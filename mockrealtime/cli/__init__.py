@@ -19,6 +19,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from mockrealtime.net.record import bind_socket
     from mockrealtime.net.server import STATE, make_app, settle_gc_for_serving
+    from mockrealtime.net.tls import client_recipes, server_tls, wants_tls
 
     config = ServerConfig.from_env(
         host=args.host, port=args.port, cassettes=args.cassettes, default_cassette=args.default,
@@ -28,19 +29,31 @@ def _serve(args: argparse.Namespace) -> int:
         beta_retired=True if args.beta_retired else None, max_frame_bytes=args.max_frame_bytes,
         admin=False if args.no_admin else None, admin_token=args.admin_token,
         allowed_origins=",".join(args.allowed_origin) or None,
+        tls=True if args.tls else None, certfile=args.certfile, keyfile=args.keyfile,
     )
+    tls = None
+    if wants_tls(config):
+        tls = server_tls(config)
     app = make_app(config)
     library = app[STATE].library
     library.check_default()  # a typo in --default fails now, not on every connection
     sock = bind_socket(config.host, config.port)  # bound first, so that port 0 can be announced
     port = sock.getsockname()[1]
-    base = f"http://{'127.0.0.1' if config.host in ('0.0.0.0', '::') else config.host}:{port}"
-    ws_base = base.replace("http://", "ws://")
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
+    scheme = "s" if tls is not None else ""
+    base = f"http{scheme}://{host}:{port}"
+    ws_base = f"ws{scheme}://{host}:{port}"
     print(f"mockrealtime {__version__} serving {library.source}", flush=True)
     print(f"  cassettes: {', '.join(library.names()) or '(none)'} (default: {library.default_name})")
     print(f"  endpoint:  {ws_base}/v1/realtime   health: {base}/healthz")
-    print("  point the openai SDK at it:")
-    print(f'    AsyncOpenAI(api_key="sk-test", websocket_base_url="{ws_base}/v1")')
+    print(f"  ephemeral keys: POST {base}/v1/realtime/client_secrets (GA), /v1/realtime/sessions (beta)")
+    if tls is not None:
+        print(f"  TLS: {tls.source}" + (f"; trust the CA in {tls.ca_file}" if tls.ca_file else ""))
+        for line in client_recipes(tls.ca_file or "<your CA file>", ws_base):
+            print(f"    {line}")
+    else:
+        print("  point the openai SDK at it:")
+        print(f'    AsyncOpenAI(api_key="sk-test", websocket_base_url="{ws_base}/v1")')
     print(f'    a named cassette: websocket_base_url="{ws_base}/c/<name>/v1"')
     if not config.admin_enabled and config.admin is None:
         print("  admin API: off, as the server listens beyond loopback without a token; to turn it on, set")
@@ -53,7 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"  admin API: {base}/__admin/ (loopback only; set MOCKREALTIME_ADMIN_TOKEN to require a token)")
     sys.stdout.flush()
     settle_gc_for_serving()
-    web.run_app(app, sock=sock, print=None, access_log=None)
+    web.run_app(app, sock=sock, print=None, access_log=None, ssl_context=tls.context if tls is not None else None)
     return 0
 
 
@@ -236,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--admin-token", default=None, metavar="SECRET", help="require 'Authorization: Bearer SECRET' on /__admin (required beyond loopback; MOCKREALTIME_ADMIN_TOKEN)")
     serve.add_argument("--no-admin", action="store_true", help="do not serve the admin API")
     serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN", help="let pages from ORIGIN (e.g. https://app.example) open the WebSocket; loopback pages always may; * for any (repeatable)")
+    serve.add_argument("--tls", action="store_true", help="serve wss:// with a throwaway CA for loopback (prints the CA file to trust)")
+    serve.add_argument("--certfile", default=None, metavar="PEM", help="serve wss:// with this certificate (chain)")
+    serve.add_argument("--keyfile", default=None, metavar="PEM", help="the private key of --certfile, if not in it")
     serve.set_defaults(func=_serve)
     record = sub.add_parser("record", parents=[common], help="relay clients to the real Realtime API and record a cassette")
     record.add_argument("--output", "-o", default=None, metavar="PATH", help="cassette to write (NAME.yaml); every connection becomes one of its sessions")

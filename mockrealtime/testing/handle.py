@@ -229,6 +229,35 @@ class RealtimeMock:
         return "http" + self.websocket_base_url[2:]
 
     @property
+    def wss_url(self) -> str:
+        """:attr:`ws_url` over TLS, for clients that insist on ``wss://`` (trust :attr:`ca_file`)."""
+        return self._tls_base("wss") + "/v1/realtime"
+
+    @property
+    def wss_base_url(self) -> str:
+        """:attr:`websocket_base_url` over TLS (``AsyncOpenAI(websocket_base_url=...)``)."""
+        return self._tls_base("wss") + "/v1"
+
+    @property
+    def https_url(self) -> str:
+        """The base over TLS with an https scheme: the npm SDK's ``baseURL``, the REST endpoints."""
+        return self._tls_base("https") + "/v1"
+
+    @property
+    def ca_file(self) -> str | None:
+        """The CA file that signed the TLS listener's certificate (None for your own certfile)."""
+        return self.server.tls().ca_file
+
+    def _tls_base(self, scheme: str) -> str:
+        if self.mode != "replay":
+            raise ConfigError(
+                f"mockrealtime: realtime_mock.{scheme}_url is for replay; in a {self.mode} mode connect "
+                "over ws:// (realtime_mock.ws_url)"
+            )
+        self.server.tls()
+        return f"{scheme}://{self.server.host}:{self.server.tls_port}/c/{self.token}"
+
+    @property
     def cassette_path(self) -> str:
         """The cassette replayed (the GA variant when there are two), or the one being recorded."""
         return self.location.files[0] if self.location.files and self.mode != "record" else self.location.path

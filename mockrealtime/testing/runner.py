@@ -23,6 +23,7 @@ from aiohttp import web
 
 from mockrealtime.config import ServerConfig
 from mockrealtime.net.server import STATE, MockState, make_app
+from mockrealtime.net.tls import ServerTLS, server_tls, throwaway_tls, wants_tls
 
 T = TypeVar("T")
 
@@ -52,6 +53,9 @@ class BackgroundServer:
         self._error: BaseException | None = None
         self.app: web.Application | None = None
         self.port: int | None = None
+        #: The wss:// listener, opened on first use of :meth:`tls` (same app, another port).
+        self.tls_port: int | None = None
+        self._tls: ServerTLS | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -119,6 +123,25 @@ class BackgroundServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    def tls(self) -> ServerTLS:
+        """Serve the same app over TLS too (once, on a port of its own); the context and CA file.
+
+        The certificate is the configuration's own (``certfile``) or a throwaway one for loopback.
+        """
+        if self._tls is None:
+            tls = server_tls(self.config) if wants_tls(self.config) else throwaway_tls(self.config.tls_dir)
+            self.tls_port = self.run(self._add_site(tls))
+            self._tls = tls
+        return self._tls
+
+    async def _add_site(self, tls: ServerTLS) -> int:
+        assert self._runner is not None
+        before = set(map(tuple, self._runner.addresses))
+        site = web.TCPSite(self._runner, self.config.host, 0, ssl_context=tls.context)
+        await site.start()
+        added = [a for a in self._runner.addresses if tuple(a) not in before]
+        return int(added[0][1])
+
     # -- calls into the loop ---------------------------------------------------------------
 
     def run(self, coro: Coroutine[Any, Any, T], timeout_s: float = CALL_TIMEOUT_S) -> T:
@@ -164,6 +187,12 @@ class BackgroundServer:
     @property
     def ws_url(self) -> str:
         return f"ws://{self.host}:{self.port}"
+
+    @property
+    def wss_url(self) -> str:
+        """``wss://host:port`` of the TLS listener (started by this call if need be)."""
+        self.tls()
+        return f"wss://{self.host}:{self.tls_port}"
 
 
 async def close_sockets(sockets: Iterable[web.WebSocketResponse], timeout_s: float = CLOSE_TIMEOUT_S) -> None:
