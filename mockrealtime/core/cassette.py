@@ -264,6 +264,7 @@ def _loads(text: str, path: str) -> Cassette:
         description=_leading_comment(text),
         matching=doc.get("matching") or {},
         path=path,
+        rest=list(doc.get("rest") or []),
     )
 
 

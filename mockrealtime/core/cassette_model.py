@@ -217,6 +217,9 @@ class Cassette:
     description: str = ""
     matching: dict[str, Any] = dataclasses.field(default_factory=dict)
     path: str | None = None
+    #: REST calls recorded with the sessions (ephemeral keys minted before connecting), in order:
+    #: ``{method, path, request, status, response}``, the key values redacted.
+    rest: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     #: Replay plans built from the sessions, cached here so all connections share them.
     plans: dict[int, Any] = dataclasses.field(default_factory=dict, repr=False)
 

@@ -188,6 +188,8 @@ def header(cassette: Cassette) -> dict[str, Any]:
         doc["handshake"]["subprotocols"] = list(hs.subprotocols)
     if cassette.matching:
         doc["matching"] = cassette.matching
+    if cassette.rest:
+        doc["rest"] = [dict(entry) for entry in cassette.rest]
     return doc
 
 

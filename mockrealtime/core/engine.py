@@ -42,7 +42,7 @@ from mockrealtime.core import audio as _audio
 from mockrealtime.core.cassette import Cassette, RecordedEvent
 from mockrealtime.core.events import AUDIO_APPEND, ID_KEYS, VAD_POSITION_FIELD, Direction
 from mockrealtime.core.matching import FieldDiff, Matcher
-from mockrealtime.protocol.session import OBSERVERS, SessionModel
+from mockrealtime.protocol.session import OBSERVERS, SessionModel, merge_session
 
 _COMPACT = (",", ":")
 MISMATCH_CODE = "cassette_mismatch"
@@ -283,6 +283,7 @@ class ReplaySession:
         pace: float = 0.0,
         matcher: Matcher | None = None,
         strict: bool = False,
+        session_overrides: dict[str, Any] | None = None,
     ) -> None:
         if pace < 0:
             raise ValueError("pace must be 0 (as fast as possible) or more")
@@ -295,6 +296,9 @@ class ReplaySession:
         #: strict: every client event must be in the recording. Lenient (the default): events the
         #: real server answers from its state alone are answered from the session model.
         self.strict = strict
+        #: Merged over the recorded ``session.created`` session (the configuration an ephemeral
+        #: key was minted with).
+        self.session_overrides = session_overrides or None
         self.model = SessionModel(cassette.dialect)
         self.journal: list[JournalEntry] = []
         self.divergences: list[Divergence] = []
@@ -494,7 +498,7 @@ class ReplaySession:
         recorded_cue_id = cue.get("event_id") if cue is not None else None
         interrupted = self._interrupts(gate)
         if (not pace and not self._id_map and not self._metadata and not self._cancelled and not interrupted
-                and (owner_id is _NO_OWNER or not gate.has_error)):
+                and (owner_id is _NO_OWNER or not gate.has_error) and (self.session_overrides is None or cue is not None)):
             # the common case: nothing to rewrite, everything due now; stored text goes out as is
             at = max(now_ms, self._last_at)
             self._last_at = at
@@ -560,6 +564,8 @@ class ReplaySession:
             err = ev.event.get("error") or {}
             if err.get("event_id") in (recorded_cue_id, None) and err.get("event_id") != owner_id:
                 data = {**ev.event, "error": {**err, "event_id": owner_id}}
+        elif etype == "session.created" and self.session_overrides is not None:
+            data = {**ev.event, "session": merge_session(ev.event.get("session") or {}, self.session_overrides)}
         elif self._metadata and etype in ("response.created", "response.done"):
             response = ev.event.get("response") or {}
             rid = response.get("id")

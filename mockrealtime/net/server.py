@@ -10,12 +10,14 @@ import asyncio
 import gc
 import json
 import logging
+import time
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from mockrealtime.config import ServerConfig
 from mockrealtime.core.cassette import Cassette
+from mockrealtime.core.ephemeral import websocket_refusal
 from mockrealtime.core.policy import connection_settings, expiry, presented_key, refusal
 from mockrealtime.errors import CassetteError, CassetteNotFoundError, ConfigError
 from mockrealtime.core.matching import Matcher
@@ -25,6 +27,7 @@ from mockrealtime.core.engine import ReplaySession, strip_audio
 from mockrealtime.net.admin import add_admin_routes
 from mockrealtime.net.oversize import RealtimeSocket
 from mockrealtime.net.security import admin_guard, install_log_scrubbing, refuse_origin
+from mockrealtime.net.rest import add_rest_routes
 from mockrealtime.net.state import STATE, ConnectionReport, MockState, Route  # noqa: F401 - STATE, MockState, Route re-exported
 
 log = logging.getLogger("mockrealtime")
@@ -71,7 +74,10 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     except ConfigError as exc:
         return web.json_response({"error": {"type": "invalid_request_error", "code": "bad_setting", "message": str(exc)}}, status=400)
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
-    refused = refusal(settings, dialect, presented_key(request.headers, request.query, offered))
+    key = presented_key(request.headers, request.query, offered)
+    minted = state.keys.find(key)  # an ephemeral key from the REST companions
+    refused = (websocket_refusal(settings, dialect, minted, time.time()) if minted is not None
+               else refusal(settings, dialect, key))
     if refused is not None:
         # the real API accepts the upgrade, then sends one error and closes
         error, code, reason = refused
@@ -83,7 +89,8 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         state.chosen.consume()
     session_index = state.cursor.take(cassette)
     matcher = Matcher.build(cassette.matching, route.matching if route is not None else state.match_override)
-    engine = ReplaySession(cassette, session_index, pace=config.pace, matcher=matcher, strict=settings.strict)
+    engine = ReplaySession(cassette, session_index, pace=config.pace, matcher=matcher, strict=settings.strict,
+                           session_overrides=minted.session if minted is not None else None)
     ws.render_error = lambda error: json.dumps(error.to_event(None, engine.new_event_id()))
     report = ConnectionReport(len(state.connections), cassette.label, session_index, dialect, request.path, engine,
                               route=name, socket=ws)
@@ -226,5 +233,6 @@ def make_app(config: ServerConfig | None = None) -> web.Application:
     app.on_shutdown.append(_close_sockets)
     if config.admin_enabled:
         add_admin_routes(app)
+    add_rest_routes(app)
     return app
 

@@ -13,6 +13,7 @@ from aiohttp import web
 from mockrealtime.config import ServerConfig
 from mockrealtime.core.cassette_queue import CassetteQueue
 from mockrealtime.core.engine import ReplaySession, SessionCursor
+from mockrealtime.core.ephemeral import KeyStore
 from mockrealtime.core.events import BETA, GA
 from mockrealtime.core.library import CassetteLibrary
 from mockrealtime.protocol import ClientEventValidator
@@ -74,11 +75,15 @@ class MockState:
         #: Admin API: cassettes chosen for connections that name none; long-polls on the journals.
         self.chosen = CassetteQueue()
         self.journal_waiters: set[asyncio.Future[None]] = set()
+        #: Ephemeral keys minted by the REST companions; recorded REST answers served per cassette.
+        self.keys = KeyStore()
+        self.rest_calls: dict[tuple[str, str], int] = {}
 
     def reset(self) -> None:
         self.cursor.reset()
         self.connections.clear()
         self.chosen.clear()
+        self.rest_calls.clear()
         self.journal_changed()
 
     def journal_changed(self) -> None:
