@@ -1,0 +1,40 @@
+"""Where the non-Python clients are: Node with tests/js's packages, and Debian's Chromium.
+
+Installed by .ci/run (``npm ci`` in tests/js, ``apt-get install chromium``). A checkout without
+them skips those tests, unless ``MOCKREALTIME_REQUIRE_CLIENTS=1`` (CI) makes that a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+JS_DIR = Path(__file__).parent / "js"
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("MOCKREALTIME_REQUIRE_CLIENTS") == "1":
+        pytest.fail(f"MOCKREALTIME_REQUIRE_CLIENTS=1 but {what}", pytrace=False)
+    pytest.skip(what)
+
+
+def node() -> str:
+    """The node binary, with tests/js's packages installed."""
+    found = shutil.which("node")
+    if found is None:
+        _missing("node is not installed")
+    if not (JS_DIR / "node_modules" / "openai").is_dir():
+        _missing(f"the npm packages are not installed: (cd {JS_DIR} && npm ci)")
+    return found  # type: ignore[return-value]
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    _missing("chromium is not installed (apt-get install chromium)")
+    raise AssertionError("unreachable")

@@ -1,0 +1,75 @@
+// The function_call cassette's tool round trip, as a Node app runs it with the openai npm package.
+//
+//   node roundtrip.mjs <ga|beta> <https base URL, e.g. https://127.0.0.1:8443/v1>
+//
+// The backend half mints an ephemeral key with the SDK's REST call (GA client_secrets, beta
+// sessions); the client half opens OpenAIRealtimeWS with that key (the SDK always goes to wss://,
+// so the CA must be trusted: NODE_EXTRA_CA_CERTS). Prints one JSON summary line and exits 0 when
+// the round trip completed with no `error` event.
+import OpenAI from 'openai';
+import { OpenAIRealtimeWS as GAWS } from 'openai/realtime/ws';
+import { OpenAIRealtimeWS as BetaWS } from 'openai/beta/realtime/ws';
+
+const [dialect, baseURL] = process.argv.slice(2);
+const INSTRUCTIONS = "You are an email assistant. Use the tools to answer questions about the user's inbox.";
+const TOOL = {
+  type: 'function',
+  name: 'list_emails',
+  description: "List the user's most recent emails, newest first.",
+  parameters: {
+    type: 'object',
+    properties: { numEmails: { type: 'integer', description: 'How many emails to return.' } },
+    required: ['numEmails'],
+  },
+};
+const EMAILS = { total: 3, emails: [{ from: 'Ana Ruiz', subject: 'Lunch on Friday?', body: 'Are you free for lunch on Friday at noon?' }] };
+
+const backend = new OpenAI({ apiKey: 'sk-backend-test', baseURL });
+let key;
+if (dialect === 'ga') {
+  key = (await backend.realtime.clientSecrets.create({ session: { type: 'realtime', model: 'gpt-realtime' } })).value;
+} else {
+  key = (await backend.beta.realtime.sessions.create({ model: 'gpt-4o-realtime-preview' })).client_secret.value;
+}
+const browserSide = new OpenAI({ apiKey: key, baseURL });
+const RT = dialect === 'ga' ? GAWS : BetaWS;
+const rt = new RT({ model: dialect === 'ga' ? 'gpt-realtime' : 'gpt-4o-realtime-preview' }, browserSide);
+
+const summary = { dialect, url: rt.url.toString(), key_prefix: key.slice(0, 3), events: [], errors: [], call: null, transcript: '' };
+const finish = (code) => {
+  console.log(JSON.stringify(summary));
+  process.exit(code);
+};
+const timer = setTimeout(() => { summary.errors.push('timed out'); finish(1); }, 30000);
+
+rt.on('error', (err) => summary.errors.push(err.message));
+rt.socket.on('close', (code) => {
+  clearTimeout(timer);
+  summary.close = code;
+  finish(summary.errors.length === 0 && summary.call && summary.responses === 2 ? 0 : 1);
+});
+rt.socket.on('open', () => {
+  const session = dialect === 'ga'
+    ? { type: 'realtime', instructions: INSTRUCTIONS, tools: [TOOL], tool_choice: 'auto' }
+    : { instructions: INSTRUCTIONS, tools: [TOOL], tool_choice: 'auto' };
+  rt.send({ type: 'session.update', session });
+  rt.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user',
+    content: [{ type: 'input_text', text: 'How many emails do I have? Read me the latest one' }] } });
+  rt.send({ type: 'response.create' });
+});
+summary.responses = 0;
+rt.on('event', (event) => {
+  summary.events.push(event.type);
+  if (event.type.endsWith('audio_transcript.delta')) summary.transcript += event.delta;
+  if (event.type !== 'response.done') return;
+  summary.responses += 1;
+  const call = event.response.output.find((item) => item.type === 'function_call');
+  if (call) {
+    // the tool runs here; its output goes back under the server's call_id
+    summary.call = { name: call.name, call_id: call.call_id, arguments: JSON.parse(call.arguments) };
+    rt.send({ type: 'conversation.item.create', item: { type: 'function_call_output', call_id: call.call_id, output: JSON.stringify(EMAILS) } });
+    rt.send({ type: 'response.create' });
+  } else {
+    rt.close({ code: 1000, reason: 'done' });
+  }
+});
