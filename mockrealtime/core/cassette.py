@@ -213,12 +213,17 @@ def _merge_parts(docs: list[Any], path: str) -> Any:
     if not isinstance(sessions, list):
         return doc  # the schema check says what is wrong
     sessions = [dict(s) if isinstance(s, dict) else s for s in sessions]
+    rest = doc.get("rest")
+    rest = list(rest) if isinstance(rest, list) else rest
     for number, part in enumerate(docs[1:], 2):
         where = f"$[document {number}]"
-        if (not isinstance(part, dict) or set(part) - {"session", "events", "close"}
+        if (not isinstance(part, dict) or set(part) - {"session", "events", "close", "rest"}
                 or not isinstance(part.get("session"), int) or isinstance(part.get("session"), bool)
-                or not isinstance(part.get("events"), list)):
-            raise CassetteFormatError(path, where, "a session part is a mapping with session (its index), events and optionally close")
+                or not isinstance(part.get("events"), list) or not isinstance(part.get("rest", []), list)):
+            raise CassetteFormatError(path, where, "a session part is a mapping with session (its index), events and "
+                                      "optionally close and rest (REST calls recorded meanwhile)")
+        if part.get("rest"):
+            rest = (rest if isinstance(rest, list) else []) + part["rest"]
         index = part["session"]
         if index == len(sessions):
             sessions.append({"events": []})
@@ -229,7 +234,7 @@ def _merge_parts(docs: list[Any], path: str) -> Any:
         session["events"] = (events if isinstance(events, list) else []) + part["events"]
         if part.get("close") is not None:
             session["close"] = part["close"]
-    return {**doc, "sessions": sessions}
+    return {**doc, "sessions": sessions, **({"rest": rest} if rest is not None else {})}
 
 
 def _loads(text: str, path: str) -> Cassette:

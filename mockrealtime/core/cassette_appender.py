@@ -112,16 +112,18 @@ class AppendingCassette:
         """A session to append to; it takes the next index when its first part is written."""
         return SessionWriter(-1)
 
-    def append(self, writer: SessionWriter, events: list[RecordedEvent], close: Close | None = None) -> list[str]:
+    def append(self, writer: SessionWriter, events: list[RecordedEvent], close: Close | None = None,
+               *, rest: list[dict[str, Any]] | None = None) -> list[str]:
         """Append ``events`` (and, when given, how the session ended) as a part of ``writer``'s
-        session; returns the files written. Raises what ``check`` raises, with nothing written."""
+        session; ``rest``: REST calls recorded meanwhile, kept with the part. Returns the files
+        written. Raises what ``check`` raises, with nothing written."""
         if writer.closed:
             raise ValueError(f"session {writer.index} of {self.path} has ended")
         first_part = writer.index < 0
         if first_part:
             writer.index = len(self.sessions)
         try:
-            return self._append(writer, events, close)
+            return self._append(writer, events, close, rest or [])
         except BaseException:
             if first_part:
                 writer.index = -1
@@ -130,7 +132,8 @@ class AppendingCassette:
             if first_part and writer.index >= 0:
                 self.sessions.append(writer)
 
-    def _append(self, writer: SessionWriter, events: list[RecordedEvent], close: Close | None) -> list[str]:
+    def _append(self, writer: SessionWriter, events: list[RecordedEvent], close: Close | None,
+                rest: list[dict[str, Any]]) -> list[str]:
         offsets, last = [], writer.last_us
         for ev in events:
             last = max(ev.offset_us, last + 1)
@@ -149,8 +152,12 @@ class AppendingCassette:
         part: dict[str, Any] = {"session": writer.index, "events": _writer.entries(items, place)}
         if close is not None:
             part["close"] = _writer.close_entry(close)
+        if rest:
+            part["rest"] = [dict(entry) for entry in rest]
         if self.check is not None:
             shaped = _writer.header(self.header) if self.size < 0 else {}
+            if rest:
+                shaped["rest"] = part["rest"]
             session = {"events": [None] * writer.entries + part["events"], **({"close": part["close"]} if close else {})}
             shaped["sessions"] = [None] * writer.index + [session]
             self.check(shaped)

@@ -40,12 +40,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from mockrealtime.core.cassette import Cassette, Close, Handshake, RecordedEvent, Session, cassette_name
 from mockrealtime.core.cassette_appender import AppendingCassette, SessionWriter
+from mockrealtime.core.ephemeral import ENDPOINTS
 from mockrealtime.core.events import BETA, GA, Direction
 from mockrealtime.errors import SecretLeftError
-from mockrealtime.core.redaction import Redactor, credentials, redact_headers, redact_query, redact_subprotocols, secret_check
+from mockrealtime.core.redaction import REDACTED, Redactor, credentials, redact_headers, redact_query, redact_subprotocols, secret_check
 
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
 
@@ -196,6 +198,10 @@ class Recorder:
         self.description = description
         self.keep_client_frames = keep_client_frames
         self.recordings: list[SessionRecording] = []
+        #: (dialect, entry) of the REST calls that minted ephemeral keys, redacted, in order.
+        self.rest: list[tuple[str, dict[str, Any]]] = []
+        #: Those not saved yet: each goes with the next part written in its dialect.
+        self._rest_pending: dict[str, list[dict[str, Any]]] = {}
         #: Credentials seen in handshakes or given by the caller: scanned for, never saved or logged.
         self.known_secrets: set[str] = set()
         self._files: dict[str, AppendingCassette] = {}  # dialect -> the file its sessions go to
@@ -232,6 +238,31 @@ class Recorder:
         self.recordings.append(rec)
         return rec
 
+    def rest_exchange(self, endpoint: str, path: str, headers: Mapping[str, str] | Sequence[tuple[str, str]],
+                      request_body: bytes, status: int, response_body: bytes) -> None:
+        """A REST call to a key-minting endpoint (a key of ``ephemeral.ENDPOINTS``) and its answer.
+
+        Kept redacted: the minted key (GA ``value``, beta ``client_secret``) becomes ``<redacted>``
+        and is remembered as a known secret, so the scan before saving stops any copy of it.
+        """
+        h_items = [(str(k), str(v)) for k, v in (headers.items() if isinstance(headers, Mapping) else headers)]
+        self.known_secrets |= credentials(h_items)
+        dialect = ENDPOINTS[endpoint][0]
+        request, response = _json_object(request_body), _json_object(response_body)
+        if response is None:
+            response = {"error": {"message": "mockrealtime: the upstream's answer was not a JSON object", "type": "server_error",
+                                  "param": None, "code": None}}
+        minted = response.get("value") if dialect == GA else (response.get("client_secret") or {}).get("value")
+        if isinstance(minted, str):
+            self.add_secret(minted)
+        if dialect == GA and "value" in response:
+            response = {**response, "value": REDACTED}
+        scrub = self.redactor.scrub_event
+        entry: dict[str, Any] = {"method": "POST", "path": path, "request": scrub(request) if request is not None else None,
+                                 "status": status, "response": scrub(response)}
+        self.rest.append((dialect, entry))
+        self._rest_pending.setdefault(dialect, []).append(entry)
+
     @property
     def dialects(self) -> list[str]:
         """Dialects recorded so far, in order of appearance."""
@@ -254,7 +285,7 @@ class Recorder:
         recs = [r for r in self.recordings if r.dialect == dialect]
         return Cassette(name=self.name, dialect=dialect, sessions=sessions,
                         model=next((r.model for r in recs if r.model), None), handshake=first.handshake,
-                        description=self.description)
+                        description=self.description, rest=[e for d, e in self.rest if d == dialect] if sessions else [])
 
     def output_paths(self, output: str) -> dict[str, str]:
         """Where each dialect's cassette goes: ``output`` for the first dialect saved, and
@@ -317,8 +348,9 @@ class Recorder:
                 file = self._files[rec.dialect] = AppendingCassette(paths[rec.dialect], header, check=check)
             if rec._writer is None:
                 rec._writer = file.new_session()
+            rest = self._rest_pending.pop(rec.dialect, [])
             try:
-                for path in file.append(rec._writer, events, close):
+                for path in file.append(rec._writer, events, close, rest=rest):
                     if path not in written:
                         written.append(path)
             except SecretLeftError as exc:
@@ -327,6 +359,8 @@ class Recorder:
                 continue
             except Exception as exc:  # disk full, a bug: keep the events for the next write
                 rec._unsaved = events
+                if rest:
+                    self._rest_pending[rec.dialect] = rest + self._rest_pending.get(rec.dialect, [])
                 failure = failure or exc
                 continue
             rec._close_saved = close is not None
@@ -342,3 +376,11 @@ class Recorder:
         """Close the files being written (what is saved stays)."""
         for f in self._files.values():
             f.close()
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(body) if body else None
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None

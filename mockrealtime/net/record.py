@@ -38,6 +38,7 @@ from aiohttp import WSMsgType, web
 from mockrealtime.core.events import Direction
 from mockrealtime.core.recording import Recorder, SessionRecording
 from mockrealtime.core.redaction import KEY_SUBPROTOCOL, REDACTED, SECRET_PATTERNS, redact_query
+from mockrealtime.net.record_rest import add_rest_relay
 from mockrealtime.net.record_config import OPENAI_REALTIME_URL, RecordConfig
 from mockrealtime.net.record_state import RECORDER, RecorderState
 
@@ -349,6 +350,7 @@ def make_record_app(config: RecordConfig, recorder: Recorder | None = None) -> w
     app = web.Application()
     app[RECORDER] = RecorderState(config, recorder)
     app.router.add_get("/healthz", healthz)
+    add_rest_relay(app, lambda request: request.app[RECORDER])
     app.router.add_get("/{tail:.*}", relay)
     app.on_shutdown.append(_on_shutdown)
     app.cleanup_ctx.append(_upstream_session)
