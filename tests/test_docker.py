@@ -348,6 +348,59 @@ async def test_the_admin_api_refuses_a_missing_token(container):
         assert resp.status == 401
 
 
+# -- TLS: wss:// for the npm SDK and https pages ------------------------------------------------------------
+
+
+async def _wss_session_created(port: int, ctx: Any, host: str = "127.0.0.1") -> str:
+    client = AsyncOpenAI(api_key="sk-test", websocket_base_url=f"wss://{host}:{port}/v1")
+    async with client.realtime.connect(model="gpt-realtime", websocket_connection_options={"ssl": ctx}) as conn:
+        return (await conn.recv()).type
+
+
+async def test_tls_writes_its_ca_to_the_certs_volume_and_serves_wss_and_rest(image, tmp_path):
+    import ssl
+
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    certs.chmod(0o777)  # written by uid 10001
+    c = Container(image, "-e", "MOCKREALTIME_TLS=1", "-v", f"{certs}:/certs")
+    try:
+        c.wait_healthy()  # the image's HEALTHCHECK asks over https
+        assert "trust the CA in /certs/ca.pem" in c.logs()
+        ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+        assert await _wss_session_created(c.port, ctx) == "session.created"
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"https://127.0.0.1:{c.port}/v1/realtime/client_secrets", json={"session": {"type": "realtime"}},
+                                 ssl=ctx) as resp:
+                assert resp.status == 200 and (await resp.json())["value"].startswith("ek_")
+    finally:
+        c.remove()
+
+
+async def test_your_own_certificate_mounted_on_certs(image, tmp_path):
+    import ssl
+
+    import trustme
+
+    certs = tmp_path / "mine"
+    certs.mkdir()
+    ca = trustme.CA()
+    leaf = ca.issue_cert("localhost", "127.0.0.1")
+    leaf.cert_chain_pems[0].write_to_path(str(certs / "cert.pem"))
+    leaf.private_key_pem.write_to_path(str(certs / "key.pem"))
+    for path in [certs, *certs.iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)  # readable by uid 10001
+    c = Container(image, "-v", f"{certs}:/certs:ro", "-e", "MOCKREALTIME_CERTFILE=/certs/cert.pem",
+                  "-e", "MOCKREALTIME_KEYFILE=/certs/key.pem")
+    try:
+        c.wait_healthy()
+        ctx = ssl.create_default_context()
+        ca.configure_trust(ctx)
+        assert await _wss_session_created(c.port, ctx) == "session.created"
+    finally:
+        c.remove()
+
+
 # -- the README's Docker section ----------------------------------------------------------------------------
 
 
