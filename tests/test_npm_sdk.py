@@ -29,7 +29,9 @@ def test_the_npm_sdk_runs_the_tool_round_trip_over_wss_with_a_minted_key(realtim
     assert summary["errors"] == [], summary
     assert proc.returncode == 0, (summary, proc.stderr)
     assert summary["url"].startswith("wss://127.0.0.1:")
-    assert summary["key_prefix"] == "ek_"
+    state = realtime_mock.server.state
+    minted = realtime_mock.server.call(lambda: [r.minted_key for r in state.connections if r.route == realtime_mock.token])
+    assert minted == [True]  # the WebSocket was opened with the key the SDK minted
     assert summary["call"]["name"] == "list_emails" and summary["call"]["arguments"] == {"numEmails": 1}
     assert summary["responses"] == 2 and summary["close"] == 1000
     assert "error" not in summary["events"]

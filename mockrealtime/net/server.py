@@ -93,7 +93,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
                            session_overrides=minted.session if minted is not None else None)
     ws.render_error = lambda error: json.dumps(error.to_event(None, engine.new_event_id()))
     report = ConnectionReport(len(state.connections), cassette.label, session_index, dialect, request.path, engine,
-                              route=name, socket=ws)
+                              route=name, socket=ws, minted_key=minted is not None)
     state.connections.append(report)
     await ws.prepare(request)
     state.sockets.add(ws)

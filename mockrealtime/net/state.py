@@ -34,6 +34,8 @@ class ConnectionReport:
     #: The /c/<name>/ the client connected to, when it named one (the pytest plugin's per-test route).
     route: str | None = None
     socket: web.WebSocketResponse | None = dataclasses.field(default=None, repr=False, compare=False)
+    #: The client authenticated with an ephemeral key minted by the REST companions.
+    minted_key: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +46,7 @@ class ConnectionReport:
             "path": self.path,
             "open": self.open,
             "close_code": self.close_code,
+            "minted_key": self.minted_key,
             "journal": [dataclasses.asdict(j) for j in self.engine.journal],
             "divergences": [d.to_dict() for d in self.engine.divergences],
             "unplayed": [] if self.open else self.engine.unplayed(),

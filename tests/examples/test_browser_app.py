@@ -30,4 +30,6 @@ async def test_the_browser_app_runs_the_tool_round_trip_with_a_minted_key(realti
     assert result["calls"] == [{"name": "list_emails", "arguments": {"numEmails": 1}}]
     assert result["events"].count("response.done") == 2 and result["close"] == 1000
     assert "Ana" in result["transcript"]
+    state = realtime_mock.server.state
+    assert realtime_mock.server.call(lambda: [r.minted_key for r in state.connections if r.route == realtime_mock.token]) == [True]
     realtime_mock.assert_all_played()

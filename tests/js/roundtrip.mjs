@@ -7,8 +7,8 @@
 // so the CA must be trusted: NODE_EXTRA_CA_CERTS). Prints one JSON summary line and exits 0 when
 // the round trip completed with no `error` event.
 import OpenAI from 'openai';
-import { OpenAIRealtimeWS as GAWS } from 'openai/realtime/ws';
-import { OpenAIRealtimeWS as BetaWS } from 'openai/beta/realtime/ws';
+import { OpenAIRealtimeWS } from 'openai/realtime/ws';
+import { OpenAIRealtimeWS as BetaRealtimeWS } from 'openai/beta/realtime/ws';
 
 const [dialect, baseURL] = process.argv.slice(2);
 const INSTRUCTIONS = "You are an email assistant. Use the tools to answer questions about the user's inbox.";
@@ -24,18 +24,22 @@ const TOOL = {
 };
 const EMAILS = { total: 3, emails: [{ from: 'Ana Ruiz', subject: 'Lunch on Friday?', body: 'Are you free for lunch on Friday at noon?' }] };
 
-const backend = new OpenAI({ apiKey: 'sk-backend-test', baseURL });
-let key;
-if (dialect === 'ga') {
-  key = (await backend.realtime.clientSecrets.create({ session: { type: 'realtime', model: 'gpt-realtime' } })).value;
-} else {
-  key = (await backend.beta.realtime.sessions.create({ model: 'gpt-4o-realtime-preview' })).client_secret.value;
+// GA: the backend mints a key, the client connects with it (the SDK goes to wss:// whatever the
+// baseURL's scheme; baseURL is the https://127.0.0.1:PORT/v1 that `mockrealtime serve --tls` prints).
+async function connectGA(baseURL) {
+  const backend = new OpenAI({ apiKey: 'sk-backend-test', baseURL });
+  const secret = await backend.realtime.clientSecrets.create({ session: { type: 'realtime', model: 'gpt-realtime' } });
+  return new OpenAIRealtimeWS({ model: 'gpt-realtime' }, new OpenAI({ apiKey: secret.value, baseURL }));
 }
-const browserSide = new OpenAI({ apiKey: key, baseURL });
-const RT = dialect === 'ga' ? GAWS : BetaWS;
-const rt = new RT({ model: dialect === 'ga' ? 'gpt-realtime' : 'gpt-4o-realtime-preview' }, browserSide);
 
-const summary = { dialect, url: rt.url.toString(), key_prefix: key.slice(0, 3), events: [], errors: [], call: null, transcript: '' };
+async function connectBeta(baseURL) {
+  const backend = new OpenAI({ apiKey: 'sk-backend-test', baseURL });
+  const session = await backend.beta.realtime.sessions.create({ model: 'gpt-4o-realtime-preview' });
+  return new BetaRealtimeWS({ model: 'gpt-4o-realtime-preview' }, new OpenAI({ apiKey: session.client_secret.value, baseURL }));
+}
+
+const rt = dialect === 'ga' ? await connectGA(baseURL) : await connectBeta(baseURL);
+const summary = { dialect, url: rt.url.toString(), events: [], errors: [], call: null, transcript: '' };
 const finish = (code) => {
   console.log(JSON.stringify(summary));
   process.exit(code);
