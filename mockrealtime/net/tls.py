@@ -15,8 +15,10 @@ the CA file to announce; :func:`client_recipes` says how each ecosystem trusts t
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
+import shutil
 import ssl
 import tempfile
 
@@ -68,6 +70,7 @@ def throwaway_tls(directory: str | None = None) -> ServerTLS:
     cert.configure_cert(context)
     if directory is None:
         directory = tempfile.mkdtemp(prefix="mockrealtime-tls-")
+        atexit.register(shutil.rmtree, directory, True)  # the CA dies with the process: so does its file
     else:
         os.makedirs(directory, exist_ok=True)
         # a mounted volume (the container's /certs) also gets the server's pair, for other tools
