@@ -93,6 +93,7 @@ def _record(args: argparse.Namespace) -> int:
     print(f"  listening: {ws_base}   health: {ws_base.replace('ws://', 'http://')}/healthz")
     print("  point the client at it, with its real key:")
     print(f'    AsyncOpenAI(websocket_base_url="{ws_base}/v1")')
+    print(f'    a backend minting ephemeral keys: base_url="{ws_base.replace("ws://", "http://")}/v1"')
     print(f"  the cassette grows as sessions go: saved when each ends, every {config.checkpoint_s:g} s while open, and on Ctrl-C / SIGTERM", flush=True)
     web.run_app(app, sock=sock, print=None, access_log=None, shutdown_timeout=2 * config.close_timeout_s)
     if state.saved_paths:
