@@ -11,11 +11,14 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 from openai.types.beta.realtime.session_create_response import SessionCreateResponse
-from openai.types.realtime.client_secret_create_response import ClientSecretCreateResponse
+from openai.types.realtime.client_secret_create_response import (
+    ClientSecretCreateResponse,
+)
 
 from mockrealtime.core.ephemeral import MintedKey, websocket_refusal
 from mockrealtime.core.policy import ConnectionSettings
 from tests.oracle import assert_valid_server_event
+
 
 @pytest.fixture
 async def sdk():
@@ -78,7 +81,7 @@ async def test_beta_endpoints_answer_with_a_client_secret(sdk, server, endpoint)
 async def test_a_beta_key_starts_a_beta_session_from_its_configuration(sdk, server):
     client = sdk("sk-backend", server.http_url + "/v1")
     made = await client.beta.realtime.sessions.create(instructions="Beta minted.", voice="verse")
-    event, protocol = await _first_event(
+    event, _ = await _first_event(
         server.ws_url + "/c/hello/v1/realtime?model=gpt-4o-realtime-preview",
         protocols=("realtime", "openai-insecure-api-key." + made.client_secret.value, "openai-beta.realtime-v1"),
     )

@@ -18,7 +18,7 @@ def section() -> str:
 
 
 def test_every_snippet_of_the_clients_section_is_in_a_tested_file():
-    blocks = re.findall(r"^```(\w*)\n(.*?)^```$", section(), flags=re.S | re.M)
+    blocks = re.findall(r"^```(\w*)\n(.*?)^```$", section(), flags=re.DOTALL | re.MULTILINE)
     assert [language for language, _ in blocks] == ["python", "js", "js"]
     texts = {path.name: path.read_text() for path in SOURCES}
     for _, block in blocks:

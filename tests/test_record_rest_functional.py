@@ -30,7 +30,7 @@ async def _session_created(url: str, key: str, *, beta: bool = False) -> dict:
 async def test_a_minted_key_is_recorded_redacted_and_answered_from_the_cassette(start_server, tmp_path, dialect):
     upstream = await start_server()
     out = tmp_path / "minted.yaml"
-    async with recording_server(RecordConfig(f"{upstream.ws_url}/c/hello/v1/realtime", str(out))) as (url, handle):
+    async with recording_server(RecordConfig(f"{upstream.ws_url}/c/hello/v1/realtime", str(out))) as (url, _):
         async with AsyncOpenAI(api_key=KEY, base_url="http" + url[2:] + "/v1") as backend:
             if dialect == "ga":
                 minted = await backend.realtime.client_secrets.create(session={"type": "realtime", "instructions": "Recorded minting."})

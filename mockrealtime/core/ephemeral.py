@@ -202,7 +202,6 @@ def _check_ttl(ttl: Any) -> ProtocolError | None:
 
 def _session(endpoint: str, requested: dict[str, Any], now_s: int) -> dict[str, Any]:
     """The session object the API answers with: ids and defaults, then what was asked for."""
-    dialect, _ = ENDPOINTS[endpoint]
     sid = "sess_" + secrets.token_hex(12)
     if endpoint == CLIENT_SECRETS:
         transcription = requested.get("type") == "transcription"

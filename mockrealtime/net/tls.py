@@ -91,8 +91,8 @@ def client_recipes(ca_file: str, wss_base: str) -> list[str]:
     return [
         f"Node (openai npm package): NODE_EXTRA_CA_CERTS={ca_file} with new OpenAI({{baseURL: \"{https}/v1\"}})",
         f"Python, any client using the system trust store: SSL_CERT_FILE={ca_file}",
-        "openai Python SDK: ctx = ssl.create_default_context(cafile=CA); "
-        f"AsyncOpenAI(websocket_base_url=\"{wss_base}/v1\", http_client=DefaultAsyncHttpxClient(verify=ctx)); "
-        "client.realtime.connect(model=..., websocket_connection_options={\"ssl\": ctx})",
+        ("openai Python SDK: ctx = ssl.create_default_context(cafile=CA); "
+         f"AsyncOpenAI(websocket_base_url=\"{wss_base}/v1\", http_client=DefaultAsyncHttpxClient(verify=ctx)); "
+         "client.realtime.connect(model=..., websocket_connection_options={\"ssl\": ctx})"),
         f"curl: curl --cacert {ca_file} {https}/healthz",
     ]
