@@ -12,13 +12,7 @@ import time
 
 from aiohttp import web
 
-from mockrealtime.core.ephemeral import (
-    ENDPOINTS,
-    answer,
-    auth_error,
-    error,
-    recorded_for,
-)
+from mockrealtime.core.ephemeral import ENDPOINTS, answer, auth_error, error, recorded_for
 from mockrealtime.core.policy import connection_settings, presented_key
 from mockrealtime.errors import CassetteError, ConfigError
 from mockrealtime.net.state import STATE
