@@ -15,8 +15,8 @@ from openai.types.realtime.client_secret_create_response import (
     ClientSecretCreateResponse,
 )
 
+from mockrealtime.config import ServerConfig
 from mockrealtime.core.ephemeral import MintedKey, websocket_refusal
-from mockrealtime.core.policy import ConnectionSettings
 from tests.oracle import assert_valid_server_event
 
 
@@ -140,8 +140,8 @@ async def test_with_an_api_key_only_keys_minted_under_it_open_a_session(sdk, sta
 
 def test_an_expired_key_is_refused():
     key = MintedKey("ek_" + "0" * 32, 1000, "ga", {}, None)
-    assert websocket_refusal(ConnectionSettings(), "ga", key, now_s=999) is None
-    refused = websocket_refusal(ConnectionSettings(), "ga", key, now_s=1000)
+    assert websocket_refusal(ServerConfig(), "ga", key, now_s=999) is None
+    refused = websocket_refusal(ServerConfig(), "ga", key, now_s=1000)
     assert refused is not None and refused[1:] == (3000, "invalid_request_error.invalid_api_key")
 
 

@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mockrealtime.core.events import BETA, GA
-from mockrealtime.core.policy import AUTH_CLOSE, ConnectionSettings, mask_key, refusal
+from mockrealtime.core.policy import AUTH_CLOSE, mask_key, refusal
 from mockrealtime.protocol import ClientEventValidator, ProtocolError
 
 CLIENT_SECRETS = "client_secrets"
@@ -235,11 +235,10 @@ def _from_recording(endpoint: str, recorded: Mapping[str, Any], now_s: float, tt
     return Answer(200, body, MintedKey(value, expires_at, dialect, config, api_key))
 
 
-def websocket_refusal(
-    settings: ConnectionSettings, dialect: str, key: MintedKey, now_s: float
-) -> tuple[dict[str, Any], int, str] | None:
+def websocket_refusal(settings: Any, dialect: str, key: MintedKey, now_s: float) -> tuple[dict[str, Any], int, str] | None:
     """Why a WebSocket presenting a minted key is refused (error event, close code, reason), or None.
 
+    ``settings`` are the connection's (a dataclass with ``api_key``, as ``policy.refusal`` takes).
     With ``--api-key`` only keys minted under that key are good; an expired key never is.
     """
     if key.expires_at <= now_s or (settings.api_key is not None and key.minted_under != settings.api_key):
