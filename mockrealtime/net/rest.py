@@ -8,6 +8,7 @@ for a named cassette, ``/openai/`` for Azure). Every decision is made by
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiohttp import web
@@ -41,7 +42,8 @@ async def mint(request: web.Request) -> web.Response:
         return _json(refused)
     recorded = None
     try:
-        cassette = state.library.resolve(name, dialect)
+        # in a thread, as the WebSocket does: a first load parses the file
+        cassette = await asyncio.get_running_loop().run_in_executor(None, state.library.resolve, name, dialect)
     except CassetteError:
         cassette = None  # no recording to answer from: the request alone decides
     if cassette is not None and cassette.rest:
