@@ -82,3 +82,16 @@ def test_the_recorder_redacts_the_minted_key_and_scans_for_it(tmp_path):
     with pytest.raises(SecretLeftError):
         recorder.save(str(tmp_path / "minted.yaml"))
     assert not (tmp_path / "minted.yaml").exists()
+
+
+def test_rest_calls_in_the_header_and_in_appended_parts_load_in_file_order():
+    from mockrealtime.core.cassette import loads
+
+    entry = '{method: POST, path: /v1/realtime/client_secrets, status: 200, response: {n: %d}}'
+    text = (
+        "version: 1\ndialect: ga\nrest:\n- " + entry % 0 + "\nsessions: []\n...\n"
+        "---\nsession: 0\nevents:\n- {at: 0, server: {type: session.created, session: {type: realtime}}}\nrest:\n- " + entry % 1 + "\n...\n"
+        "---\nsession: 1\nevents:\n- {at: 0, server: {type: session.created, session: {type: realtime}}}\nrest:\n- " + entry % 2 + "\n...\n"
+    )
+    cassette = loads(text)
+    assert [e["response"]["n"] for e in cassette.rest] == [0, 1, 2] and len(cassette.sessions) == 2
