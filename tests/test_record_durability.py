@@ -61,7 +61,7 @@ def test_an_output_it_cannot_write_stops_the_recorder_at_start(tmp_path, capsys)
 async def test_open_sessions_are_checkpointed_and_leave_memory(start_server, tmp_path, monkeypatch):
     writers: set[int] = set()
     real_append = AppendingCassette.append
-    monkeypatch.setattr(AppendingCassette, "append", lambda *a: writers.add(threading.get_ident()) or real_append(*a))
+    monkeypatch.setattr(AppendingCassette, "append", lambda *a, **kw: writers.add(threading.get_ident()) or real_append(*a, **kw))
     upstream = await start_server()
     out = tmp_path / "open.yaml"
     config = RecordConfig(f"{upstream.ws_url}/c/hello/v1/realtime", str(out), checkpoint_s=0.05)

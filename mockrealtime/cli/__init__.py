@@ -46,7 +46,6 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"mockrealtime {__version__} serving {library.source}", flush=True)
     print(f"  cassettes: {', '.join(library.names()) or '(none)'} (default: {library.default_name})")
     print(f"  endpoint:  {ws_base}/v1/realtime   health: {base}/healthz")
-    print(f"  ephemeral keys: POST {base}/v1/realtime/client_secrets (GA), /v1/realtime/sessions (beta)")
     if tls is not None:
         print(f"  TLS: {tls.source}" + (f"; trust the CA in {tls.ca_file}" if tls.ca_file else ""))
         for line in client_recipes(tls.ca_file or "<your CA file>", ws_base):
@@ -64,6 +63,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"  admin API: {base}/__admin/ (send 'Authorization: Bearer <the admin token>')")
     else:
         print(f"  admin API: {base}/__admin/ (loopback only; set MOCKREALTIME_ADMIN_TOKEN to require a token)")
+    print(f"  ephemeral keys: POST {base}/v1/realtime/client_secrets (GA), /v1/realtime/sessions (beta)")
     sys.stdout.flush()
     settle_gc_for_serving()
     web.run_app(app, sock=sock, print=None, access_log=None, ssl_context=tls.context if tls is not None else None)
