@@ -1,7 +1,7 @@
-"""Where the non-Python clients are: Node with tests/js's packages, and Debian's Chromium.
+"""Where Node is, with tests/js's packages (Chromium: tests/chromium.py).
 
-Installed by .ci/run (``npm ci`` in tests/js, ``apt-get install chromium``). A checkout without
-them skips those tests, unless ``CI=true`` (.ci/run sets it) makes that a failure.
+Installed by .ci/run (``npm ci`` in tests/js). A checkout without them skips those tests, unless
+``CI=true`` (.ci/run sets it) makes that a failure.
 """
 
 from __future__ import annotations
@@ -30,11 +30,3 @@ def node() -> str:
         _missing(f"the npm packages are not installed: (cd {JS_DIR} && npm ci)")
     return found  # type: ignore[return-value]
 
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    _missing("chromium is not installed (apt-get install chromium)")
-    raise AssertionError("unreachable")

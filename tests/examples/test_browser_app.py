@@ -8,22 +8,21 @@ import pytest
 from aiohttp.test_utils import TestServer
 from browser.backend import SESSION, make_backend
 
-from tests.cdp import Chromium
-from tests.clients import chromium
+from tests.chromium import chromium_page
 
 
 @pytest.mark.realtime("function_call")
-async def test_the_browser_app_runs_the_tool_round_trip_with_a_minted_key(realtime_mock, tmp_path):
-    binary = chromium()
+async def test_the_browser_app_runs_the_tool_round_trip_with_a_minted_key(realtime_mock):
     backend = TestServer(make_backend(realtime_mock.http_url, realtime_mock.ws_url, api_key="sk-backend-test"),
                          host="127.0.0.1", port=0)
     await backend.start_server()
     try:
-        async with Chromium(binary, tmp_path / "profile") as browser:
-            result = await browser.evaluate(str(backend.make_url("/")), "window.conversation", timeout_s=60)
+        async with chromium_page() as page:
+            await page.goto(str(backend.make_url("/")))
+            result = await page.evaluate("window.conversation")
     finally:
         await backend.close()
-    assert result is not None, browser.console
+    assert result is not None
     assert result["errors"] == [], result
     assert result["protocol"] == "realtime"
     assert result["instructions"] == SESSION["instructions"]  # the session started from the minted key's configuration
