@@ -225,9 +225,11 @@ def _from_recording(endpoint: str, recorded: Mapping[str, Any], now_s: float, tt
         return Answer(status, body)
     dialect, _ = ENDPOINTS[endpoint]
     value, expires_at = new_key_value(), int(now_s) + ttl_s
+    session: dict[str, Any]
     if dialect == GA:
         body["value"], body["expires_at"] = value, expires_at
-        session = body.get("session") if isinstance(body.get("session"), dict) else {}
+        recorded_session = body.get("session")
+        session = recorded_session if isinstance(recorded_session, dict) else {}
     else:
         body["client_secret"] = {"value": value, "expires_at": expires_at}
         session = body
