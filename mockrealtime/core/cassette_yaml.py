@@ -52,7 +52,7 @@ class CassetteLoader(_BaseLoader):  # type: ignore[misc, valid-type]
                 if len(_RESOLVED) < 50_000:
                     _RESOLVED[value] = tag
             return tag
-        return super().resolve(kind, value, implicit)  # type: ignore[no-any-return]
+        return super().resolve(kind, value, implicit)
 
     def construct_document(self, node: yaml.Node) -> Any:
         return _Builder().build(node)

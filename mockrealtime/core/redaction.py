@@ -288,13 +288,13 @@ def find_secrets(target: Cassette | str | Mapping[str, Any] | list[Any], known: 
     elif isinstance(target, str):
         try:
             docs = list(yaml.load_all(target, Loader=_cassette.CassetteLoader))
-            doc = docs[0] if len(docs) == 1 else docs  # several: a recorded cassette and its parts
+            parsed: Any = docs[0] if len(docs) == 1 else docs  # several: a recorded cassette and its parts
         except (yaml.YAMLError, RecursionError):
-            doc = None
-        if isinstance(doc, (dict, list)):
+            parsed = None
+        if isinstance(parsed, (dict, list)):
             comments = "\n".join(line for line in target.splitlines() if line.lstrip().startswith("#"))
             findings += [("(comment)", what) for what in _scan(comments, needles)]
-            _scan_tree(doc, "$", needles, findings)
+            _scan_tree(parsed, "$", needles, findings)
         else:
             findings += [("$", what) for what in _scan(target, needles)]
     else:

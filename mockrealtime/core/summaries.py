@@ -31,7 +31,7 @@ def session_summary(session: dict[str, Any], *, full: bool = False) -> str:
     out = []
     if full and session.get("model"):
         out.append(str(session["model"]))
-    audio = session.get("audio") if isinstance(session.get("audio"), dict) else {}
+    audio = session["audio"] if isinstance(session.get("audio"), dict) else {}
     modalities = session.get("output_modalities", session.get("modalities"))
     if isinstance(modalities, list) and not full:
         out.append(f"output {'+'.join(map(str, modalities))}")

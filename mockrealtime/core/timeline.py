@@ -92,6 +92,11 @@ class _Item:
     clip: tuple[int, float] | None = None  # (track, start_ms) of its first audio
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    """A field that should hold a JSON object, or an empty one if it holds anything else."""
+    return value if isinstance(value, dict) else {}
+
+
 def _secs(ms: float) -> str:
     return f"{ms / 1000:.2f} s"
 
@@ -101,7 +106,7 @@ class _Session:
         self.events = events
         self.lines: list[Line] = []
         self.items: dict[str, _Item] = {}
-        self.calls: dict[str, str] = {}  # call_id -> tool name
+        self.calls: dict[Any, Any] = {}  # call_id -> tool name (as recorded, whatever their JSON types)
         self.spoken: dict[str, tuple[int, float]] = {}  # item id -> where its audio begins (track, ms)
         self.input_format: _audio.AudioFormat = _audio.PCM16
         self.requested_input: _audio.AudioFormat | None = None  # by the client's last session.update
@@ -194,14 +199,14 @@ class _Session:
         e, at = ev.event, ev.offset_ms
         etype = ev.type
         if etype in ("session.update", "transcription_session.update"):
-            session = e.get("session") if isinstance(e.get("session"), dict) else {}
+            session = _obj(e.get("session"))
             # formats change only when the server confirms (a rejected update changes nothing)
             self.requested_input = _audio.session_formats(session)[0] or self.requested_input
             self.add(at, "client", f"{etype}: {session_summary(session) or '(nothing)'}", "settings")
         elif etype == "conversation.item.create":
-            self._client_item(at, e.get("item") if isinstance(e.get("item"), dict) else {})
+            self._client_item(at, _obj(e.get("item")))
         elif etype == "response.create":
-            response = e.get("response") if isinstance(e.get("response"), dict) else {}
+            response = _obj(e.get("response"))
             extra = response_summary(response)
             self.add(at, "client", "response.create" + (f": {extra}" if extra else ""))
         elif etype == "response.cancel":
@@ -247,7 +252,7 @@ class _Session:
             else:
                 self.add(at, "tool", f"{name} -> {short(output, 200)}  [{call_id}]", "output", detail=output)
         elif itype == "function_call":
-            self.calls[item.get("call_id")] = item.get("name")  # type: ignore[index]
+            self.calls[item.get("call_id")] = item.get("name")
             self.add(at, "client", f"adds a function call {item.get('name')}({item.get('arguments', '')})  [{item.get('call_id')}]",
                      "call", detail=str(item.get("arguments", "")))
         else:
@@ -289,10 +294,10 @@ class _Session:
             code = "/".join(str(x) for x in (err.get("type"), err.get("code")) if x)
             self.add(at, "server", f"error {code}: {err.get('message')}{cause}", "error", detail=json.dumps(err, indent=2, ensure_ascii=False))
         elif etype == "response.output_item.added":
-            item = e.get("item") or {}
-            self.items.setdefault(str(item.get("id")), _Item()).started_ms = at
-            if item.get("type") == "function_call":
-                self.calls[item.get("call_id")] = item.get("name")
+            added = _obj(e.get("item"))
+            self.items.setdefault(str(added.get("id")), _Item()).started_ms = at
+            if added.get("type") == "function_call":
+                self.calls[added.get("call_id")] = added.get("name")
         elif etype == "response.output_item.done":
             self._output_item(at, e.get("item") or {})
         elif etype == "response.done":
@@ -330,7 +335,7 @@ class _Session:
         flag = " cut" if cut else ""
         if item.get("type") == "function_call":
             args = item.get("arguments") or "".join(seen.arguments)
-            self.calls[item.get("call_id")] = item.get("name")  # type: ignore[index]
+            self.calls[item.get("call_id")] = item.get("name")
             self.add(at, "assistant", f"calls {item.get('name')}({args})  [{item.get('call_id')}]{cut}", "call" + flag, detail=str(args))
             return
         if item.get("type") != "message":

@@ -61,7 +61,7 @@ class LiveConnection:
 
 
 def _asset(name: str) -> str:
-    return resources.files("mockrealtime.core").joinpath("assets", name).read_text(encoding="utf-8")
+    return resources.files("mockrealtime.core").joinpath("assets").joinpath(name).read_text(encoding="utf-8")
 
 
 def _page(title: str, body: list[str]) -> str:

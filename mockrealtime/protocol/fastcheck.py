@@ -64,7 +64,8 @@ def compile_schema(schema: Any) -> Check:
     if "type" in schema:
         kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         preds = [_TYPES[k] for k in kinds]
-        checks.append(preds[0] if len(preds) == 1 else (lambda x, p=tuple(preds): any(f(x) for f in p)))
+        alternatives = tuple(preds)
+        checks.append(preds[0] if len(preds) == 1 else (lambda x: any(f(x) for f in alternatives)))
     if "enum" in schema:
         values = schema["enum"]
         if all(isinstance(v, str) for v in values):
@@ -73,7 +74,8 @@ def compile_schema(schema: Any) -> Check:
         else:
             checks.append(lambda x: any(_equal(x, v) for v in values))
     if "const" in schema:
-        checks.append(lambda x, c=schema["const"]: _equal(x, c))
+        const = schema["const"]
+        checks.append(lambda x: _equal(x, const))
     if "required" in schema:
         req = tuple(schema["required"])
         checks.append(lambda x: not isinstance(x, dict) or all(k in x for k in req))
@@ -118,21 +120,27 @@ def compile_schema(schema: Any) -> Check:
         f_not = compile_schema(schema["not"])
         checks.append(lambda x: not f_not(x))
     if "minimum" in schema:
-        checks.append(lambda x, m=schema["minimum"]: not _is_number(x) or x >= m)
+        minimum = schema["minimum"]
+        checks.append(lambda x: not _is_number(x) or x >= minimum)
     if "maximum" in schema:
-        checks.append(lambda x, m=schema["maximum"]: not _is_number(x) or x <= m)
+        maximum = schema["maximum"]
+        checks.append(lambda x: not _is_number(x) or x <= maximum)
     if "pattern" in schema:
         search = re.compile(schema["pattern"]).search
         checks.append(lambda x: not isinstance(x, str) or search(x) is not None)
     if "minLength" in schema:
         # JSON Schema counts code points, as len() does
-        checks.append(lambda x, m=schema["minLength"]: not isinstance(x, str) or len(x) >= m)
+        min_length = schema["minLength"]
+        checks.append(lambda x: not isinstance(x, str) or len(x) >= min_length)
     if "minItems" in schema:
-        checks.append(lambda x, m=schema["minItems"]: not isinstance(x, list) or len(x) >= m)
+        min_items = schema["minItems"]
+        checks.append(lambda x: not isinstance(x, list) or len(x) >= min_items)
     if "minProperties" in schema:
-        checks.append(lambda x, m=schema["minProperties"]: not isinstance(x, dict) or len(x) >= m)
+        min_props = schema["minProperties"]
+        checks.append(lambda x: not isinstance(x, dict) or len(x) >= min_props)
     if "maxProperties" in schema:
-        checks.append(lambda x, m=schema["maxProperties"]: not isinstance(x, dict) or len(x) <= m)
+        max_props = schema["maxProperties"]
+        checks.append(lambda x: not isinstance(x, dict) or len(x) <= max_props)
     if "x-dispatch" in schema:
         prop = schema["x-dispatch"]["property"]
         cases = {k: compile_schema(v) for k, v in schema["x-dispatch"]["cases"].items()}

@@ -157,7 +157,7 @@ def _position(text: str) -> str:
 # (several user reports). The "(mono PCM16 at 24kHz)" part is shown whatever the session's format:
 # what the API says for G.711 is unverified.
 
-_AUDIO_PARAMS = {("audio",): "audio.audio"}
+_AUDIO_PARAMS: dict[tuple[str | int, ...], str] = {("audio",): "audio.audio"}
 
 
 def _b64decode(text: str) -> bytes:

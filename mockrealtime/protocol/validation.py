@@ -153,7 +153,7 @@ def _is_plain_append(event: dict[str, Any]) -> bool:
 @cache
 def _shipped(dialect: str) -> dict[str, Any]:
     """the shipped schema files of a dialect, by name; a missing one fails here, loudly."""
-    folder = files("mockrealtime.protocol").joinpath("schemas", dialect)
+    folder = files("mockrealtime.protocol").joinpath("schemas").joinpath(dialect)
     schemas = {
         entry.name.removesuffix(".json"): json.loads(entry.read_text(encoding="utf-8"))
         for entry in folder.iterdir()
@@ -213,7 +213,8 @@ def _specialise(node: Any, defs: dict[str, Any], depth: int = 0) -> Any:
             return _specialise(target, defs, depth + 1)
     out = {k: _specialise(v, defs, depth) for k, v in node.items() if k != "$defs"}
     if isinstance(out.get("allOf"), list):
-        rest, cases = [], {}
+        rest: list[Any] = []
+        cases: dict[Any, Any] = {}
         for branch in out["allOf"]:
             tag = _tag_of(branch)
             if tag is None or (cases and tag[0] != next(iter(cases))[0]):
@@ -278,7 +279,8 @@ def _first_error(errors: Iterable[ValidationError], event: dict[str, Any]) -> Pr
         shape = shape or error.validator == "type"
         for path, found in _translate(error):
             if found.code == "missing_required_parameter":
-                order = _positions(event, path[:-1]) + (error.validator_value.index(path[-1]),)
+                required: Any = error.validator_value  # the schema's list of required names
+                order = _positions(event, path[:-1]) + (required.index(path[-1]),)
             else:
                 order = _positions(event, path)
             rank = _KIND_RANK.get(found.code or "", 3)
@@ -293,7 +295,10 @@ def _first_error(errors: Iterable[ValidationError], event: dict[str, Any]) -> Pr
 def _translate(error: ValidationError) -> Iterable[tuple[ParamPath, ProtocolError]]:
     """API errors for one violation, each with the path it is about."""
     path: ParamPath = tuple(error.absolute_path)
-    instance, value, schema = error.instance, error.validator_value, error.schema
+    # jsonschema types these as unions with its Unset marker; a raised error always has them set
+    instance: Any = error.instance
+    value: Any = error.validator_value
+    schema: Any = error.schema
     if error.validator == "required":
         for name in value:
             if name not in instance:
