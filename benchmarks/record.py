@@ -91,9 +91,10 @@ def run_upstream(minutes: float, port_queue: multiprocessing.Queue) -> None:
 
 
 def run_recorder(upstream: str, output: str, port_queue: multiprocessing.Queue) -> None:
-    from mockrealtime.net.record import RecordConfig, make_record_app
+    from mockrealtime.config import ServerConfig
+    from mockrealtime.net.record import make_record_app
 
-    serve_forever(make_record_app(RecordConfig(upstream, output)), port_queue)
+    serve_forever(make_record_app(ServerConfig(upstream=upstream, output=output, port=0)), port_queue)
 
 
 def save_times(sessions: int, minutes: float = 0.5) -> list[float]:

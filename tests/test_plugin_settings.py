@@ -1,64 +1,127 @@
-"""The precedence rule of the plugin's settings, the journal queries and the cassette conventions (no pytester)."""
+"""The one configuration model and its precedence rule, the journal queries and the cassette
+conventions (no pytester)."""
 
 from __future__ import annotations
 
 import pytest
 
-from mockrealtime.errors import ConfigError
-from mockrealtime.testing.handle import default_cassette_name, locate_cassette
+from mockrealtime.config import (
+    CONFIG_KEYS, CONNECTION_KEYS, MARKER_KEYS, RECORD_MODES, RecordMode, ServerConfig, env_values, resolve,
+)
 from mockrealtime.core.journal import Journal, SentEvent
-from mockrealtime.testing.settings import CONFIG_KEYS, MARKER_KEYS, RECORD_MODES, Settings, resolve_settings
+from mockrealtime.errors import ConfigError
+from mockrealtime.testing.storage import close_names, default_cassette_name, locate_cassette
 
-# -- precedence: option > marker > realtime_config > MOCKREALTIME_* environment > default ----------------
+# -- precedence: flags/options > marker > realtime_config > MOCKREALTIME_* environment > default -------
 
 
 @pytest.mark.parametrize(
-    ("options", "marker", "config", "environment", "expected"),
+    ("options", "marker", "fixture", "environ", "expected"),
     [
         ({}, {}, {}, {}, "none"),
-        ({}, {}, {"record_mode": "once"}, {}, "once"),
+        ({}, {}, {}, {"MOCKREALTIME_RECORD_MODE": "all"}, "all"),
+        ({}, {}, {"record_mode": "once"}, {"MOCKREALTIME_RECORD_MODE": "all"}, "once"),
         ({}, {"record_mode": "all"}, {"record_mode": "once"}, {}, "all"),
         ({"record_mode": "rewrite"}, {"record_mode": "all"}, {"record_mode": "once"}, {}, "rewrite"),
         ({"record_mode": "new_episodes"}, {}, {}, {}, "new_episodes"),
     ],
-    ids=["default", "config", "marker-over-config", "option-over-marker", "option-alone"],
+    ids=["default", "environment", "config-over-environment", "marker-over-config", "option-over-marker", "option-alone"],
 )
-def test_record_mode_precedence(options, marker, config, environment, expected):
-    assert resolve_settings(options=options, marker=marker, config=config, environment=environment).record_mode == expected
+def test_record_mode_precedence(options, marker, fixture, environ, expected):
+    mode = resolve(options=options, marker=marker, fixture=fixture, environ=environ).record_mode
+    assert mode is RecordMode(expected) and mode == expected
 
 
 @pytest.mark.parametrize(
-    ("marker", "config", "environment", "expected"),
+    ("marker", "fixture", "environ", "expected"),
     [
         ({}, {}, {}, 0.0),
-        ({}, {}, {"pace": 0.5}, 0.5),
-        ({}, {"pace": 1}, {"pace": 0.5}, 1.0),
-        ({"pace": 2}, {"pace": 1}, {"pace": 0.5}, 2.0),
+        ({}, {}, {"MOCKREALTIME_PACE": "0.5"}, 0.5),
+        ({}, {"pace": 1}, {"MOCKREALTIME_PACE": "0.5"}, 1.0),
+        ({"pace": 2}, {"pace": 1}, {"MOCKREALTIME_PACE": "0.5"}, 2.0),
         ({"pace": None}, {"pace": 1}, {}, 1.0),  # None means "not given", at every level
+        ({}, {}, {"MOCKREALTIME_PACE": ""}, 0.0),  # so does an empty variable
     ],
-    ids=["default", "environment", "config-over-environment", "marker-over-all", "none-is-unset"],
+    ids=["default", "environment", "config-over-environment", "marker-over-all", "none-is-unset", "empty-is-unset"],
 )
-def test_pace_precedence(marker, config, environment, expected):
-    assert resolve_settings(marker=marker, config=config, environment=environment).pace == expected
+def test_pace_precedence(marker, fixture, environ, expected):
+    assert resolve(marker=marker, fixture=fixture, environ=environ).pace == expected
 
 
 def test_each_setting_is_taken_from_the_first_level_that_gives_it():
-    settings = resolve_settings(
+    config = resolve(
         options={"upstream": "ws://127.0.0.1:9/v1/realtime"},
         marker={"cassette": "hello", "strict": True},
-        config={"strict": False, "allow_unplayed": True, "match": "type", "upstream": "wss://elsewhere/v1/realtime"},
-        environment={"match": "exact", "pace": 1.0},
+        fixture={"strict": False, "allow_unplayed": True, "match": "type", "upstream": "wss://elsewhere/v1/realtime"},
+        environ={"MOCKREALTIME_MATCH_MODE": "exact", "MOCKREALTIME_PACE": "1"},
     )
-    assert settings == Settings(
+    assert config == ServerConfig(
         cassette="hello", strict=True, allow_unplayed=True, match="type", pace=1.0, upstream="ws://127.0.0.1:9/v1/realtime"
     )
+
+
+def test_flags_win_over_the_environment_and_may_set_any_setting():
+    environ = {"MOCKREALTIME_PORT": "9000", "MOCKREALTIME_HOST": "0.0.0.0", "MOCKREALTIME_VALIDATE": "false"}
+    config = ServerConfig.from_env(environ, port=0, output="out.yaml")
+    assert (config.port, config.host, config.validate, config.output) == (0, "0.0.0.0", False, "out.yaml")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        ServerConfig.from_env({}, colour="blue")
+
+
+def test_the_environment_gives_every_setting_in_its_own_type():
+    environ = {
+        "MOCKREALTIME_STRICT": "yes", "MOCKREALTIME_MAX_SESSION_S": "90", "MOCKREALTIME_MAX_FRAME_BYTES": "1024",
+        "MOCKREALTIME_RECORD_MODE": "once", "MOCKREALTIME_MATCH_MODE": "type",
+        "MOCKREALTIME_REDACT_PATTERNS": '["a,b", "c"]', "MOCKREALTIME_REDACT_PATHS": "session.instructions",
+        "OTHER": "ignored",
+    }
+    assert env_values(environ) == {
+        "strict": True, "max_session_s": 90.0, "max_frame_bytes": 1024, "record_mode": RecordMode.ONCE,
+        "match": "type", "redact_patterns": ("a,b", "c"), "redact_paths": ("session.instructions",),
+    }
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"MOCKREALTIME_PORT": "eighty"}, "MOCKREALTIME_PORT='eighty' is not a valid int"),
+        ({"MOCKREALTIME_STRICT": "maybe"}, "MOCKREALTIME_STRICT='maybe' is not a valid bool"),
+        ({"MOCKREALTIME_RECORD_MODE": "sometimes"}, "MOCKREALTIME_RECORD_MODE='sometimes' is not a valid RecordMode"),
+        ({"MOCKREALTIME_PACE": "-1"}, "MOCKREALTIME_* environment: pace=-1.0 is not a number of 0 or more"),
+        ({"MOCKREALTIME_MATCH_MODE": "fuzzy"}, "MOCKREALTIME_* environment: match='fuzzy' is not one of default, type, exact"),
+        ({"MOCKREALTIME_UPSTREAM": "https://api.openai.com/v1/realtime"}, "the upstream must be a ws:// or wss:// URL"),
+        ({"MOCKREALTIME_PORT": "70000"}, "port 70000 is out of range"),
+    ],
+)
+def test_a_bad_environment_fails_naming_the_variable(environ, message):
+    with pytest.raises(ConfigError) as excinfo:
+        resolve(environ=environ)
+    assert message in str(excinfo.value)
+
+
+def test_a_connection_overrides_only_the_settings_that_allow_it():
+    server = ServerConfig(strict=False, api_key="sk-server", pace=1.0)
+    assert CONNECTION_KEYS == ("strict", "api_key", "max_session_s", "beta_retired")
+    config = server.for_connection({"X-Mockrealtime-Strict": "true", "X-Mockrealtime-Pace": "0"},
+                                   {"mockrealtime_max_session_s": "30", "mockrealtime_pace": "3"})
+    assert (config.strict, config.max_session_s, config.api_key, config.pace) == (True, 30.0, "sk-server", 1.0)
+    assert server.for_connection({}, {}) is server
+    with pytest.raises(ConfigError, match="bad value for max_session_s: 'soon'"):
+        server.for_connection({}, {"mockrealtime_max_session_s": "soon"})
+    with pytest.raises(ConfigError, match="max_session_s must be positive"):
+        server.for_connection({"X-Mockrealtime-Max-Session-S": "0"}, {})
+
+
+def test_keys_never_show_in_the_configuration_repr():
+    config = ServerConfig(api_key="sk-server-secret", upstream_api_key="sk-upstream-secret")
+    assert "secret" not in repr(config)
 
 
 @pytest.mark.parametrize(
     ("layer", "values", "message"),
     [
         ("marker", {"casette": "x"}, "marker @pytest.mark.realtime: unknown argument(s) casette (did you mean cassette?); valid: " + ", ".join(MARKER_KEYS)),
-        ("config", {"cassette": "x"}, "realtime_config fixture: unknown argument(s) cassette; valid: " + ", ".join(CONFIG_KEYS)),
+        ("fixture", {"cassette": "x"}, "realtime_config fixture: unknown argument(s) cassette; valid: " + ", ".join(CONFIG_KEYS)),
         ("options", {"pace": 1}, "command-line option: unknown argument(s) pace"),
         ("marker", {"record_mode": "sometimes"}, "record_mode='sometimes' is not one of " + ", ".join(RECORD_MODES)),
         ("marker", {"pace": -1}, "pace=-1 is not a number of 0 or more"),
@@ -67,20 +130,20 @@ def test_each_setting_is_taken_from_the_first_level_that_gives_it():
         ("marker", {"match": "fuzzy"}, "match='fuzzy' is not one of default, type, exact"),
         ("marker", {"match": {"mode": "exact", "skip": []}}, "unknown matching option(s) ['skip']"),
         ("marker", {"allow_unplayed": "yes"}, "allow_unplayed='yes' is not True or False"),
-        ("config", {"redact_paths": "session.instructions"}, "redact_paths='session.instructions' is not a list of strings"),
+        ("fixture", {"redact_paths": "session.instructions"}, "redact_paths='session.instructions' is not a list of strings"),
     ],
 )
 def test_bad_settings_fail_with_the_valid_ones(layer, values, message):
     with pytest.raises(ConfigError) as excinfo:
-        resolve_settings(**{layer: values})
+        resolve(**{layer: values}, environ={})
     assert message in str(excinfo.value)
 
 
 def test_matching_as_a_mode_or_a_rule_set():
-    assert resolve_settings(marker={"match": "type"}).matching == {"mode": "type"}
+    assert resolve(marker={"match": "type"}, environ={}).matching == {"mode": "type"}
     rules = {"rules": {"session.update": ["session.type"]}}
-    assert resolve_settings(marker={"match": rules}).matching == rules
-    assert resolve_settings().matching is None
+    assert resolve(marker={"match": rules}, environ={}).matching == rules
+    assert resolve(environ={}).matching is None
 
 
 # -- cassette location --------------------------------------------------------------------------
@@ -175,10 +238,8 @@ def test_journal_is_a_sequence_of_events():
 
 
 def test_a_cassette_name_typo_names_the_close_cassettes(tmp_path):
-    from mockrealtime.testing.handle import _close_names
-
     (tmp_path / "greeting.yaml").write_text("")
     (tmp_path / "greeting.beta.yaml").write_text("")
-    assert _close_names(str(tmp_path / "greting.yaml")) == ["greeting"]
-    assert _close_names(str(tmp_path / "funtion_call.yaml"))[0] == "function_call"  # bundled
-    assert _close_names(str(tmp_path / "test_something_else.yaml")) == []
+    assert close_names(str(tmp_path / "greting.yaml")) == ["greeting"]
+    assert close_names(str(tmp_path / "funtion_call.yaml"))[0] == "function_call"  # bundled
+    assert close_names(str(tmp_path / "test_something_else.yaml")) == []

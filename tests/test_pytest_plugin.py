@@ -295,7 +295,7 @@ def realtime_config():
 
 @pytest.mark.realtime("hello", record_mode="rewrite", pace=2)
 def test_flag_over_marker_over_config(realtime_mock):
-    s = realtime_mock.settings
+    s = realtime_mock.config
     assert (s.record_mode, s.pace, s.allow_unplayed) == ("none", 2.0, True)
     assert realtime_mock.mode == "replay"
 ''')
@@ -510,7 +510,7 @@ async def test_follow_up(realtime_mock):
 @pytest.fixture
 def fake_live_api():
     """A "live API" that answers any state it is given: the bundled hello, matching on type only."""
-    with BackgroundServer(ServerConfig(port=0, match_mode="type")) as server:
+    with BackgroundServer(ServerConfig(port=0, match="type")) as server:
         yield f"{server.ws_url}/c/hello/v1/realtime", server
 
 

@@ -19,7 +19,8 @@ from mockrealtime.core.cassette_appender import AppendingCassette
 from mockrealtime.core.events import Direction
 from mockrealtime.core.library import CassetteLibrary
 from mockrealtime.errors import CassetteError, ConfigError
-from mockrealtime.net.record import RecordConfig, make_record_app, recording_server
+from mockrealtime.config import ServerConfig
+from mockrealtime.net.record import make_record_app, recording_server
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MS = 0.001 * float(os.environ.get("MOCKREALTIME_TEST_TIMEOUT_FACTOR", "1"))
@@ -49,12 +50,12 @@ def test_an_output_it_cannot_write_stops_the_recorder_at_start(tmp_path, capsys)
     (tmp_path / "a-file").write_text("not a folder")
     output = tmp_path / "a-file" / "out.yaml"
     with pytest.raises(ConfigError, match="cannot write the output cassette"):
-        asyncio.run(recording_server(RecordConfig("ws://127.0.0.1:9/v1/realtime", str(output))).__aenter__())
+        asyncio.run(recording_server(ServerConfig(upstream="ws://127.0.0.1:9/v1/realtime", output=str(output), port=0)).__aenter__())
     assert main(["record", "--output", str(output), "--upstream", "ws://127.0.0.1:9/v1/realtime", "--port", "0"]) == 1
     assert "cannot write the output cassette" in capsys.readouterr().err
     (tmp_path / "folder.yaml").mkdir()
     with pytest.raises(ConfigError, match="it is a directory"):
-        make_record_app(RecordConfig("ws://127.0.0.1:9/v1/realtime", str(tmp_path / "folder.yaml")))
+        make_record_app(ServerConfig(upstream="ws://127.0.0.1:9/v1/realtime", output=str(tmp_path / "folder.yaml"), port=0))
     assert not any(name.startswith(".mockrealtime-probe") for name in os.listdir(tmp_path))
 
 
@@ -64,7 +65,7 @@ async def test_open_sessions_are_checkpointed_and_leave_memory(start_server, tmp
     monkeypatch.setattr(AppendingCassette, "append", lambda *a, **kw: writers.add(threading.get_ident()) or real_append(*a, **kw))
     upstream = await start_server()
     out = tmp_path / "open.yaml"
-    config = RecordConfig(f"{upstream.ws_url}/c/hello/v1/realtime", str(out), checkpoint_s=0.05)
+    config = ServerConfig(upstream=f"{upstream.ws_url}/c/hello/v1/realtime", output=str(out), checkpoint_s=0.05, port=0)
     async with recording_server(config) as (url, handle), aiohttp.ClientSession() as http:
         async with http.ws_connect(url + "/v1/realtime") as ws:
             assert (await ws.receive_json())["type"] == "session.created"

@@ -23,18 +23,24 @@ from websockets.asyncio.client import connect as ws_connect
 
 from mockrealtime.core import cassette as _cassette
 from mockrealtime.core.cassette_writer import save
-from mockrealtime.net import record as proxy
+from mockrealtime.net.upstream import Relay
 from mockrealtime.core.cassette import Cassette, Close, RecordedEvent, Session
 from mockrealtime.errors import SecretLeftError
 from mockrealtime.core.events import Direction
 from mockrealtime.core.library import CassetteLibrary
-from mockrealtime.net.record import FAULT_REASON, LOST_REASON, SHUTDOWN_REASON, RecordConfig, recording_server
+from mockrealtime.config import ServerConfig
+from mockrealtime.net.record import FAULT_REASON, LOST_REASON, SHUTDOWN_REASON, recording_server
 from mockrealtime.core.recording import SessionRecording
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MS = 0.001 * float(os.environ.get("MOCKREALTIME_TEST_TIMEOUT_FACTOR", "1"))
 TIMEOUT_S = 10_000 * MS
 BUNDLED = CassetteLibrary()
+
+
+def recorder_config(upstream: str, output: str, **settings) -> ServerConfig:
+    """The recorder's configuration for a test: the fake upstream, the output, a free port."""
+    return ServerConfig(upstream=upstream, output=output, port=0, **settings)
 CASES = [(entry["name"], dialect) for entry in BUNDLED.available() for dialect in entry["dialects"]]
 KEY = "sk-proj-" + "R3c0rd" * 8
 KEY2 = "azure0123456789abcdef0123456789ab"
@@ -101,7 +107,7 @@ async def test_a_recorded_session_replays_with_the_same_client_visible_events(st
     source = BUNDLED.resolve(name, dialect)
     session, model = source.sessions[0], source.model or "gpt-realtime"
     out = tmp_path / f"{name}.yaml"
-    async with recording_server(RecordConfig(f"{upstream.ws_url}/c/{name}/v1/realtime", str(out))) as (url, handle):
+    async with recording_server(recorder_config(f"{upstream.ws_url}/c/{name}/v1/realtime", str(out))) as (url, handle):
         live = await drive_sdk(url + "/v1", session, dialect, model)
         await until(lambda: handle.saved_paths)
     assert live == server_events(session)
@@ -127,7 +133,7 @@ async def test_several_connections_are_sessions_of_one_cassette_replayed_in_orde
     upstream = await start_server()
     hello, fc = (BUNDLED.resolve(n, "ga") for n in ("hello", "function_call"))
     out = tmp_path / "two.yaml"
-    async with recording_server(RecordConfig(upstream.ws_url, str(out))) as (url, handle):
+    async with recording_server(recorder_config(upstream.ws_url, str(out))) as (url, handle):
         first = await drive_sdk(url + "/c/hello/v1", hello.sessions[0], "ga", "gpt-realtime")
         second = await drive_sdk(url + "/c/function_call/v1", fc.sessions[0], "ga", "gpt-realtime")
         await until(lambda: len(handle.recorder.recordings) == 2 and not any(r.open for r in handle.recorder.recordings))
@@ -142,7 +148,7 @@ async def test_several_connections_are_sessions_of_one_cassette_replayed_in_orde
 async def test_both_dialects_in_one_run_are_written_as_name_and_name_beta(start_server, tmp_path):
     upstream = await start_server()
     out = tmp_path / "hello.yaml"
-    async with recording_server(RecordConfig(f"{upstream.ws_url}/c/hello/v1/realtime", str(out))) as (url, handle):
+    async with recording_server(recorder_config(f"{upstream.ws_url}/c/hello/v1/realtime", str(out))) as (url, handle):
         ga = await drive_sdk(url + "/v1", BUNDLED.resolve("hello", "ga").sessions[0], "ga", "gpt-realtime")
         beta_source = BUNDLED.resolve("hello", "beta")
         beta = await drive_sdk(url + "/v1", beta_source.sessions[0], "beta", beta_source.model)
@@ -170,7 +176,7 @@ async def test_path_query_headers_and_subprotocols_are_forwarded_and_the_choice_
     protocols = ("realtime", f"openai-insecure-api-key.{KEY}", "openai-beta.realtime-v1")
     headers = {"api-key": KEY2, "OpenAI-Beta": "realtime=v1", "OpenAI-Organization": ORG, "X-Custom": "1"}
     out = tmp_path / "azure.yaml"
-    async with recording_server(RecordConfig(origin, str(out))) as (url, handle):
+    async with recording_server(recorder_config(origin, str(out))) as (url, handle):
         async with aiohttp.ClientSession() as http, http.ws_connect(
             url + "/openai/realtime?api-version=2025-04-01-preview&deployment=gpt-realtime", headers=headers, protocols=protocols
         ) as ws:
@@ -198,7 +204,7 @@ async def test_a_fixed_upstream_path_takes_every_connection_and_merges_the_query
         return ws
 
     origin = await fake_upstream(upstream)
-    async with recording_server(RecordConfig(origin + "/v1/realtime?intent=transcription", str(tmp_path / "t.yaml"))) as (url, _):
+    async with recording_server(recorder_config(origin + "/v1/realtime?intent=transcription", str(tmp_path / "t.yaml"))) as (url, _):
         protocols = ("realtime", f"openai-insecure-api-key.{KEY}")
         async with aiohttp.ClientSession() as http, http.ws_connect(url + "/c/anything/v1/realtime?model=m", protocols=protocols) as ws:
             assert ws.protocol is None
@@ -216,16 +222,16 @@ async def test_what_the_upstream_sent_during_the_handshake_is_recorded_before_th
         await ws.receive()
         return ws
 
-    original = proxy._Link.run
+    original = Relay.run
 
     async def late_run(self):  # both frames are waiting in buffers when relaying starts
         await asyncio.sleep(50 * MS)
         await original(self)
 
-    monkeypatch.setattr(proxy._Link, "run", late_run)
+    monkeypatch.setattr(Relay, "run", late_run)
     origin = await fake_upstream(upstream)
     out = tmp_path / "order.yaml"
-    async with recording_server(RecordConfig(origin + "/v1/realtime", str(out))) as (url, handle):
+    async with recording_server(recorder_config(origin + "/v1/realtime", str(out))) as (url, handle):
         async with aiohttp.ClientSession() as http, http.ws_connect(url + "/v1/realtime") as ws:
             await ws.send_json({"type": "response.create"})  # a pipelining client: does not wait
             await ws.receive()
@@ -242,7 +248,7 @@ async def test_an_http_error_at_upgrade_is_relayed_with_its_status_and_body(fake
     out = tmp_path / "refused.yaml"
     upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
                "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(), "Authorization": f"Bearer {KEY}"}
-    async with recording_server(RecordConfig(origin + "/v1/realtime", str(out))) as (url, handle):
+    async with recording_server(recorder_config(origin + "/v1/realtime", str(out))) as (url, handle):
         async with aiohttp.ClientSession() as http:
             with pytest.raises(aiohttp.WSServerHandshakeError) as info:
                 await http.ws_connect(url + "/v1/realtime?model=gpt-realtime")
@@ -253,7 +259,7 @@ async def test_an_http_error_at_upgrade_is_relayed_with_its_status_and_body(fake
 
 
 async def test_an_unreachable_upstream_is_a_502(tmp_path):
-    async with recording_server(RecordConfig("ws://127.0.0.1:9/v1/realtime", str(tmp_path / "x.yaml"))) as (url, _):
+    async with recording_server(recorder_config("ws://127.0.0.1:9/v1/realtime", str(tmp_path / "x.yaml"))) as (url, _):
         async with aiohttp.ClientSession() as http:
             with pytest.raises(aiohttp.WSServerHandshakeError) as info:
                 await http.ws_connect(url + "/v1/realtime")
@@ -271,7 +277,7 @@ async def test_the_configured_api_key_replaces_the_clients_credentials(fake_upst
         return ws
 
     origin = await fake_upstream(upstream)
-    async with recording_server(RecordConfig(origin + "/v1/realtime", str(tmp_path / "k.yaml"), api_key=KEY)) as (url, _):
+    async with recording_server(recorder_config(origin + "/v1/realtime", str(tmp_path / "k.yaml"), upstream_api_key=KEY)) as (url, _):
         async with aiohttp.ClientSession() as http:
             for headers, protocols in (({"Authorization": "Bearer sk-test"}, ()), ({"api-key": "fake"}, ("realtime", "openai-insecure-api-key.fake"))):
                 async with http.ws_connect(url + "/v1/realtime", headers=headers, protocols=protocols) as ws:
@@ -301,7 +307,7 @@ async def test_close_codes_and_reasons_are_relayed_and_recorded_from_either_side
     upstream_closes: list[int | None] = []
     origin = await fake_upstream(upstream)
     out = tmp_path / "closes.yaml"
-    async with recording_server(RecordConfig(origin + "/v1/realtime", str(out))) as (url, handle):
+    async with recording_server(recorder_config(origin + "/v1/realtime", str(out))) as (url, handle):
         async with aiohttp.ClientSession() as http:
             async with http.ws_connect(url + "/v1/realtime?who=server") as ws:
                 await ws.receive()
@@ -323,7 +329,7 @@ async def test_a_client_that_vanishes_leaves_a_valid_cassette(start_server, tmp_
     out = tmp_path / "vanish.yaml"
     hello = BUNDLED.resolve("hello", "ga").sessions[0]
     first_cue = next(e.event for e in hello.events if e.direction is Direction.CLIENT)
-    async with recording_server(RecordConfig(f"{upstream.ws_url}/c/hello/v1/realtime", str(out))) as (url, handle):
+    async with recording_server(recorder_config(f"{upstream.ws_url}/c/hello/v1/realtime", str(out))) as (url, handle):
         ws = await ws_connect(url + "/v1/realtime?model=gpt-realtime")
         assert json.loads(await ws.recv())["type"] == "session.created"
         await ws.send(json.dumps(first_cue))
@@ -348,7 +354,7 @@ async def test_an_upstream_that_drops_leaves_a_valid_cassette_and_the_client_get
 
     origin = await fake_upstream(upstream)
     out = tmp_path / "drop.yaml"
-    async with recording_server(RecordConfig(origin + "/v1/realtime", str(out))) as (url, handle):
+    async with recording_server(recorder_config(origin + "/v1/realtime", str(out))) as (url, handle):
         async with aiohttp.ClientSession() as http, http.ws_connect(url + "/v1/realtime") as ws:
             await ws.receive()
             await ws.send_json({"type": "response.create"})
@@ -374,7 +380,7 @@ async def test_an_error_in_the_proxy_ends_the_session_with_1011_and_saves_it(sta
     monkeypatch.setattr(SessionRecording, "server_text", failing)
     out = tmp_path / "fault.yaml"
     hello = BUNDLED.resolve("hello", "ga").sessions[0]
-    async with recording_server(RecordConfig(f"{upstream.ws_url}/c/hello/v1/realtime", str(out))) as (url, handle):
+    async with recording_server(recorder_config(f"{upstream.ws_url}/c/hello/v1/realtime", str(out))) as (url, handle):
         async with aiohttp.ClientSession() as http, http.ws_connect(url + "/v1/realtime") as ws:
             for ev in hello.events:
                 if ev.direction is Direction.CLIENT:
@@ -392,7 +398,7 @@ async def test_an_error_in_the_proxy_ends_the_session_with_1011_and_saves_it(sta
 async def test_shutting_down_with_a_connection_open_records_it_ended_by_the_recorder(start_server, tmp_path):
     upstream = await start_server()
     out = tmp_path / "down.yaml"
-    server = recording_server(RecordConfig(f"{upstream.ws_url}/c/hello/v1/realtime", str(out)))
+    server = recording_server(recorder_config(f"{upstream.ws_url}/c/hello/v1/realtime", str(out)))
     url, handle = await server.__aenter__()
     try:
         http = aiohttp.ClientSession()
@@ -477,7 +483,7 @@ async def test_no_key_reaches_any_file_written_or_the_log(start_server, tmp_path
     save(Cassette("eph", "ga", [Session(events, Close("client", 1000, ""))]), str(upstream_dir / "eph.yaml"))
     upstream = await start_server(cassettes=str(upstream_dir))
     out = out_dir / "eph.yaml"
-    async with recording_server(RecordConfig(upstream.ws_url, str(out))) as (url, handle):
+    async with recording_server(recorder_config(upstream.ws_url, str(out))) as (url, handle):
         client = AsyncOpenAI(api_key=KEY, organization=ORG, project="proj_RecorderTest", websocket_base_url=url + "/c/eph/v1")
         async with client.realtime.connect(model="gpt-realtime") as conn:
             assert (await conn.recv()).type == "session.created"
@@ -506,7 +512,7 @@ async def test_a_key_left_in_a_payload_refuses_the_save_and_says_where(start_ser
     leaky = {"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": f"my key is {KEY}"}]}}
     with pytest.raises(SecretLeftError) as info:
         # no checkpoint: the session is saved once, when it ends, and refused as a whole
-        async with recording_server(RecordConfig(f"{upstream.ws_url}/c/hello/v1/realtime", str(out_dir / "leak.yaml"), checkpoint_s=600)) as (url, handle):
+        async with recording_server(recorder_config(f"{upstream.ws_url}/c/hello/v1/realtime", str(out_dir / "leak.yaml"), checkpoint_s=600)) as (url, handle):
             async with aiohttp.ClientSession() as http, http.ws_connect(url + "/v1/realtime", headers={"Authorization": f"Bearer {KEY}"}) as ws:
                 await ws.receive()
                 await ws.send_json(first_cue)
@@ -518,7 +524,7 @@ async def test_a_key_left_in_a_payload_refuses_the_save_and_says_where(start_ser
     assert "refusing to save" in caplog.text
     assert os.listdir(out_dir) == []
 
-    async with recording_server(RecordConfig(f"{upstream.ws_url}/c/hello/v1/realtime", str(out_dir / "leak.yaml"),
+    async with recording_server(recorder_config(f"{upstream.ws_url}/c/hello/v1/realtime", str(out_dir / "leak.yaml"),
                                              redact_patterns=(r"sk-[A-Za-z0-9_-]+",))) as (url, handle):
         async with aiohttp.ClientSession() as http, http.ws_connect(url + "/v1/realtime", headers={"Authorization": f"Bearer {KEY}"}) as ws:
             await ws.receive()
@@ -530,7 +536,7 @@ async def test_a_key_left_in_a_payload_refuses_the_save_and_says_where(start_ser
 
 
 async def test_healthz_and_plain_http(tmp_path):
-    async with recording_server(RecordConfig("wss://api.openai.com/v1/realtime", str(tmp_path / "h.yaml"))) as (url, _):
+    async with recording_server(recorder_config("wss://api.openai.com/v1/realtime", str(tmp_path / "h.yaml"))) as (url, _):
         async with aiohttp.ClientSession() as http:
             async with http.get(url.replace("ws://", "http://") + "/healthz") as response:
                 assert (await response.json())["upstream"] == "wss://api.openai.com/v1/realtime"

@@ -1,4 +1,4 @@
-"""The background server the pytest fixture shares, and per-test routes on it (library.register, Route)."""
+"""The background server the pytest fixture shares, and per-test routes on it (library.register, state.routes)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from mockrealtime.config import ServerConfig
 from mockrealtime.errors import CassetteFormatError
 from mockrealtime.core.library import CassetteLibrary, bundled_cassette_dir
 from mockrealtime.testing.runner import BackgroundServer
-from mockrealtime.net.server import Route
 
 HELLO = f"{bundled_cassette_dir()}/hello.yaml"
 HELLO_BETA = f"{bundled_cassette_dir()}/hello.beta.yaml"
@@ -67,7 +66,7 @@ def test_a_route_carries_its_own_pace_and_matching(background):
 
     def install() -> None:
         state.library.register("slow", [HELLO])
-        state.routes["slow"] = Route(dataclasses.replace(state.config, pace=2.0), {"mode": "type"})
+        state.routes["slow"] = dataclasses.replace(state.config, pace=2.0, match="type")
 
     background.call(install)
     client = OpenAI(api_key="sk-test", websocket_base_url=background.ws_url + "/c/slow/v1")

@@ -1,4 +1,8 @@
-"""``mockrealtime`` command line: ``serve`` (replay cassettes), with more subcommands to come."""
+"""``mockrealtime`` command line: ``serve``, ``record``, ``compile``, ``validate`` and ``show``.
+
+Every setting is a field of :class:`~mockrealtime.config.ServerConfig`: a flag here, else its
+``MOCKREALTIME_*`` variable, else the default (:meth:`ServerConfig.from_env`).
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = ServerConfig.from_env(
         host=args.host, port=args.port, cassettes=args.cassettes, default_cassette=args.default,
-        pace=args.pace, match_mode=args.match,
+        pace=args.pace, match=args.match,
         validate=False if args.no_validate else None,
         strict=True if args.strict else None, api_key=args.api_key, max_session_s=args.max_session_s,
         beta_retired=True if args.beta_retired else None, max_frame_bytes=args.max_frame_bytes,
@@ -71,25 +75,21 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace) -> int:
-    import os
-
     from aiohttp import web
 
-    from mockrealtime.net.record import RECORDER, RecordConfig, bind_socket, make_record_app
+    from mockrealtime.net.record import RECORDER, bind_socket, make_record_app
 
-    port = args.port
-    if port is None and not os.environ.get("MOCKREALTIME_PORT"):
-        port = 8080  # as for serve; RecordConfig's own default (0) suits tests
-    config = RecordConfig.from_env(
-        upstream=args.upstream, output=args.output, host=args.host, port=port,
-        redact_paths=tuple(args.redact_path), redact_patterns=tuple(args.redact_pattern), checkpoint_s=args.checkpoint_s,
+    config = ServerConfig.from_env(
+        upstream=args.upstream, output=args.output, host=args.host, port=args.port,
+        redact_paths=tuple(args.redact_path) or None, redact_patterns=tuple(args.redact_pattern) or None,
+        checkpoint_s=args.checkpoint_s,
     )
     app = make_record_app(config)
     state = app[RECORDER]
     sock = bind_socket(config.host, config.port)
     port = sock.getsockname()[1]
     ws_base = f"ws://{'127.0.0.1' if config.host in ('0.0.0.0', '::') else config.host}:{port}"
-    print(f"mockrealtime {__version__} recording {state.upstream_label} -> {config.output}", flush=True)
+    print(f"mockrealtime {__version__} recording {state.upstream_label} -> {state.output}", flush=True)
     print(f"  listening: {ws_base}   health: {ws_base.replace('ws://', 'http://')}/healthz")
     print("  point the client at it, with its real key:")
     print(f'    AsyncOpenAI(websocket_base_url="{ws_base}/v1")')

@@ -7,17 +7,16 @@
 * strict matching: every client event must be in the recording.
 
 Per connection, each can be set by a header ``X-Mockrealtime-<Setting>`` or a query parameter
-``mockrealtime_<setting>`` (browsers cannot set headers). Sans-IO: plain mappings in, decisions out.
+``mockrealtime_<setting>`` (browsers cannot set headers; :meth:`ServerConfig.for_connection`).
+Sans-IO: plain mappings in, decisions out.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mockrealtime.config import ServerConfig, parse_bool
-from mockrealtime.errors import ConfigError
+from mockrealtime.config import ServerConfig
 
 #: Close codes and reasons follow the pattern of the API's fatal in-band errors: one ``error``
 #: event, then a close whose reason is ``<error.type>.<error.code>`` (protocol.md §1.5).
@@ -27,34 +26,6 @@ FATAL_CLOSE = 4000
 EXPIRY_CLOSE = 1001
 
 _BETA_DISABLED = "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API."
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ConnectionSettings:
-    strict: bool = False
-    max_session_s: float | None = None
-    beta_retired: bool = False
-    api_key: str | None = None
-
-
-def connection_settings(config: ServerConfig, headers: Mapping[str, str], query: Mapping[str, str]) -> ConnectionSettings:
-    """The server's settings, overridden by this connection's headers or query parameters."""
-    values: dict[str, Any] = {
-        "strict": config.strict,
-        "max_session_s": config.max_session_s,
-        "beta_retired": config.beta_retired,
-        "api_key": config.api_key,
-    }
-    for name, parse in (("strict", parse_bool), ("max_session_s", float), ("beta_retired", parse_bool), ("api_key", str)):
-        raw = headers.get("X-Mockrealtime-" + name.replace("_", "-").title())
-        if raw is None:
-            raw = query.get("mockrealtime_" + name)
-        if raw is not None:
-            try:
-                values[name] = parse(raw)
-            except ValueError:
-                raise ConfigError(f"bad value for {name}: {raw!r}") from None
-    return ConnectionSettings(**values)
 
 
 def presented_key(headers: Mapping[str, str], query: Mapping[str, str], subprotocols: Iterable[str]) -> str | None:
@@ -83,7 +54,7 @@ def _error(code: str, message: str) -> dict[str, Any]:
                                        "param": None, "event_id": None}}
 
 
-def refusal(settings: ConnectionSettings, dialect: str, key: str | None) -> tuple[dict[str, Any], int, str] | None:
+def refusal(settings: ServerConfig, dialect: str, key: str | None) -> tuple[dict[str, Any], int, str] | None:
     """The error event and close (code, reason) that end a connection at once, or None."""
     if settings.api_key is not None and key != settings.api_key:
         if key:

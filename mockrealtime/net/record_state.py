@@ -14,91 +14,72 @@ import concurrent.futures
 import datetime
 import logging
 import os
-import re
+import tempfile
 import threading
-from collections.abc import Mapping
-from typing import Any
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
-from yarl import URL
 
 from mockrealtime import __version__
+from mockrealtime.config import ServerConfig
 from mockrealtime.core.cassette import cassette_name
 from mockrealtime.core.recording import Recorder, Taken
-from mockrealtime.core.redaction import KEY_SUBPROTOCOL, REDACTED, TRANSPORT_HEADERS, Redactor
-from mockrealtime.errors import SecretLeftError
-from mockrealtime.net.record_config import RecordConfig, _url_label, check_writable
+from mockrealtime.core.redaction import Redactor
+from mockrealtime.errors import ConfigError, SecretLeftError
+from mockrealtime.net.upstream import Relay, Upstream, describe
 
 log = logging.getLogger("mockrealtime.record")
 
 
-class RecorderState:
-    """Per-app state: the recorder, the upstream session, the live links, what was saved."""
+def check_writable(output: str) -> None:
+    """Refuse (ConfigError) an output the recorder could not save to: found out at start, not
+    after the first session is lost."""
+    directory = os.path.dirname(os.path.abspath(output))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".mockrealtime-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the output cassette {output!r}: {exc.strerror or exc} ({directory})") from None
+    if os.path.isdir(output):
+        raise ConfigError(f"cannot write the output cassette {output!r}: it is a directory")
 
-    def __init__(self, config: RecordConfig, recorder: Recorder | None = None) -> None:
+
+class RecorderState:
+    """Per-app state: the recorder, the upstream (:class:`~mockrealtime.net.upstream.Upstream`), the
+    live relays, what was saved."""
+
+    def __init__(self, config: ServerConfig, recorder: Recorder | None = None) -> None:
+        if config.output is None:
+            raise ConfigError("record mode needs an output cassette (--output PATH)")
         config.check()
         check_writable(config.output)
         self.config = config
-        self.upstream = URL(config.upstream)
-        self.upstream_label = _url_label(config.upstream)
-        self.fixed_path = self.upstream.path not in ("", "/")
+        self.output: str = config.output
+        self.upstream = Upstream(config)
+        self.upstream_label = self.upstream.label
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         self.recorder = recorder or Recorder(
             cassette_name(config.output),
             redactor=Redactor(config.redact_paths, config.redact_patterns),
             description=f"Recorded by mockrealtime {__version__} (mockrealtime record) from {self.upstream_label}, {stamp}.",
         )
-        self.recorder.add_secret(config.api_key)
+        self.recorder.add_secret(config.upstream_api_key)
         for var in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"):  # scanned for if the environment has them
             self.recorder.add_secret(os.environ.get(var))
         self.http: aiohttp.ClientSession | None = None
-        self.links: set[Any] = set()  # the relayed connections (net.record._Link)
+        self.links: set[Relay] = set()
         self.saved_paths: list[str] = []
-        self.errors: list[Exception] = []
         self.last_error: Exception | None = None
         #: Where saves write while the app runs (one thread, so writes keep their order); None: here.
         self.pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._writing = threading.Lock()
         self.connections = 0
 
-    def upstream_url(self, request: web.Request) -> URL:
-        url = self.upstream if self.fixed_path else self.upstream.with_path(request.rel_url.raw_path, encoded=True)
-        query = dict(self.upstream.query)
-        query.update(request.query)
-        return url.with_query(query)
-
-    def forward_headers(self, headers: Mapping[str, str]) -> CIMultiDict[str]:
-        out: CIMultiDict[str] = CIMultiDict()
-        for name, value in headers.items():
-            if name.lower() not in TRANSPORT_HEADERS:
-                out.add(name, value)
-        key = self.config.api_key
-        if key:
-            azure = "api-key" in out
-            out.popall("Authorization", None)
-            out.popall("api-key", None)
-            if azure:
-                out["api-key"] = key
-            else:
-                out["Authorization"] = f"Bearer {key}"
-        return out
-
-    def forward_protocols(self, offered: list[str]) -> list[str]:
-        key = self.config.api_key
-        if not key:
-            return offered
-        return [KEY_SUBPROTOCOL + key if p.startswith(KEY_SUBPROTOCOL) else p for p in offered]
-
     def describe(self, exc: BaseException) -> str:
         """An exception as it may be logged or saved: query strings and credentials removed."""
-        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        text = re.sub(r"\?[^\s'\"]*", "?" + REDACTED, text)
-        for secret in sorted(self.recorder.known_secrets, key=len, reverse=True):
-            if len(secret) >= 4:
-                text = text.replace(secret, REDACTED)
-        return self.recorder.redactor.scrub_text(text)
+        return describe(exc, self.recorder.known_secrets, self.recorder.redactor)
 
     def save(self) -> list[str]:
         """Save now, here (checked); raises SecretLeftError and I/O errors."""
@@ -106,7 +87,7 @@ class RecorderState:
 
     async def save_quietly(self, checkpoint: bool = False) -> list[str]:
         """Save now, the writing in the worker thread (the loop keeps relaying meanwhile); a
-        failure is logged and kept (``errors``, ``last_error``), never raised."""
+        failure is logged and kept (``last_error``), never raised."""
         taken = self.recorder.take()  # here, on the loop, where the frames arrive
         if not taken:
             return []
@@ -116,7 +97,7 @@ class RecorderState:
 
     def _write(self, taken: list[Taken]) -> list[str]:
         with self._writing:  # one write at a time, whichever thread
-            written = self.recorder.write(taken, self.config.output)
+            written = self.recorder.write(taken, self.output)
         for path in written:
             if path not in self.saved_paths:
                 self.saved_paths.append(path)
@@ -128,21 +109,16 @@ class RecorderState:
         try:
             written = self._write(taken)
         except SecretLeftError as exc:
-            self.errors.append(exc)
             self.last_error = exc
             log.error("mockrealtime record: %s", exc)
             return []
         except Exception as exc:  # a recorder must outlive a failed save (disk full, a bug)
-            self.errors.append(exc)
             self.last_error = exc
-            log.error("mockrealtime record: cannot save %s: %s", self.config.output, self.describe(exc))
+            log.error("mockrealtime record: cannot save %s: %s", self.output, self.describe(exc))
             return []
         if written:
             log.log(logging.DEBUG if checkpoint else logging.INFO, "= saved %s", ", ".join(written))
         return written
-
-
-RECORDER = web.AppKey("mockrealtime_recorder", RecorderState)
 
 
 RECORDER = web.AppKey("mockrealtime_recorder", RecorderState)

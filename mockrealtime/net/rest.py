@@ -14,7 +14,7 @@ import time
 from aiohttp import web
 
 from mockrealtime.core.ephemeral import ENDPOINTS, answer, auth_error, error, recorded_for
-from mockrealtime.core.policy import connection_settings, presented_key
+from mockrealtime.core.policy import presented_key
 from mockrealtime.errors import CassetteError, ConfigError
 from mockrealtime.net.state import STATE
 
@@ -33,7 +33,7 @@ async def mint(request: web.Request) -> web.Response:
     name = request.match_info.get("name") or request.headers.get(CASSETTE_HEADER) or state.chosen.peek()
     route = state.routes.get(name) if name else None
     try:
-        settings = connection_settings(route.config if route is not None else state.config, request.headers, request.query)
+        settings = (route or state.config).for_connection(request.headers, request.query)
     except ConfigError as exc:
         return _json(error(400, str(exc), "bad_setting"))
     presented = presented_key(request.headers, request.query, ())

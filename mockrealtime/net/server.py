@@ -18,28 +18,24 @@ from aiohttp import WSMsgType, web
 from mockrealtime.config import ServerConfig
 from mockrealtime.core.cassette import Cassette
 from mockrealtime.core.ephemeral import websocket_refusal
-from mockrealtime.core.policy import connection_settings, expiry, presented_key, refusal
+from mockrealtime.core.policy import expiry, presented_key, refusal
+from mockrealtime.core.recording import negotiate_dialect
 from mockrealtime.errors import CassetteError, CassetteNotFoundError, ConfigError
 from mockrealtime.core.matching import Matcher
-from mockrealtime.core.recording import negotiate_dialect as read_dialect
 from mockrealtime.protocol import ProtocolError, parse_client_frame
 from mockrealtime.core.engine import ReplaySession, strip_audio
 from mockrealtime.net.admin import add_admin_routes
+from mockrealtime.net.episodes import Episode
 from mockrealtime.net.oversize import RealtimeSocket
 from mockrealtime.net.security import admin_guard, install_log_scrubbing, refuse_origin
 from mockrealtime.net.rest import add_rest_routes
-from mockrealtime.net.state import STATE, ConnectionReport, MockState, Route  # noqa: F401 - STATE, MockState, Route re-exported
+from mockrealtime.net.state import STATE, ConnectionReport, MockState  # noqa: F401 - STATE, MockState re-exported
+from mockrealtime.net.upstream import offered_protocols
 
 log = logging.getLogger("mockrealtime")
 
 REALTIME_PATHS = ("/v1/realtime", "/realtime", "/openai/realtime", "/openai/v1/realtime")
 CASSETTE_HEADER = "X-Mockrealtime-Cassette"
-
-
-def negotiate_dialect(request: web.Request) -> str:
-    """The recorder's reading of a handshake: every ``OpenAI-Beta`` header counts, not only the first."""
-    offered = ",".join(request.headers.getall("Sec-WebSocket-Protocol", ())).split(",")
-    return read_dialect(request.headers.items(), [p.strip() for p in offered])
 
 
 async def realtime(request: web.Request) -> web.StreamResponse:
@@ -50,7 +46,8 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     name = request.match_info.get("name") or request.headers.get(CASSETTE_HEADER) or None
     chosen = name is None and state.chosen.peek() is not None
     name = name or state.chosen.peek()
-    dialect = negotiate_dialect(request)
+    offered = offered_protocols(request)
+    dialect = negotiate_dialect(request.headers.items(), offered)
     try:
         # in a thread: a first load parses the file, and no cassette may hold up other connections
         cassette = await asyncio.get_running_loop().run_in_executor(None, _resolve, state, name, dialect)
@@ -68,12 +65,10 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     if not ws.can_prepare(request).ok:
         return web.Response(status=426, text="mockrealtime: this endpoint speaks WebSocket (the Realtime API)\n")
     route = state.routes.get(name) if name else None
-    config = route.config if route is not None else state.config
     try:
-        settings = connection_settings(config, request.headers, request.query)
+        settings = (route or state.config).for_connection(request.headers, request.query)
     except ConfigError as exc:
         return web.json_response({"error": {"type": "invalid_request_error", "code": "bad_setting", "message": str(exc)}}, status=400)
-    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     key = presented_key(request.headers, request.query, offered)
     minted = state.keys.find(key)  # an ephemeral key from the REST companions
     refused = (websocket_refusal(settings, dialect, minted, time.time()) if minted is not None
@@ -87,19 +82,29 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         return ws
     if chosen:
         state.chosen.consume()
+    episodes = state.episodes.get(name) if name else None
+    episode = None
+    if episodes is not None:  # new_episodes: replayed while the cassette holds it, live beyond
+        episode = episodes.open(request, dialect, offered)
+        if episode.session is None:
+            return await episodes.serve_live(request, episode)
     session_index = state.cursor.take(cassette)
-    matcher = Matcher.build(cassette.matching, route.matching if route is not None else state.match_override)
-    engine = ReplaySession(cassette, session_index, pace=config.pace, matcher=matcher, strict=settings.strict,
+    matcher = Matcher.build(cassette.matching, settings.matching)
+    engine = ReplaySession(cassette, session_index, pace=settings.pace, matcher=matcher, strict=settings.strict,
                            session_overrides=minted.session if minted is not None else None)
     ws.render_error = lambda error: json.dumps(error.to_event(None, engine.new_event_id()))
     report = ConnectionReport(len(state.connections), cassette.label, session_index, dialect, request.path, engine,
                               route=name, socket=ws, minted_key=minted is not None)
     state.connections.append(report)
+    if episode is not None:
+        episode.report_id = report.id
     await ws.prepare(request)
     state.sockets.add(ws)
     log.info("= connection %d: cassette %s session %d (%s)", report.id, cassette.name, session_index, dialect)
     try:
-        await _serve(ws, engine, state, dialect, settings.max_session_s)
+        diverging = await _serve(ws, engine, state, dialect, settings.max_session_s, episode)
+        if diverging is not None and episode is not None:
+            await episode.go_live(ws, request, engine, diverging)
     finally:
         state.sockets.discard(ws)
         report.open = False
@@ -122,8 +127,14 @@ def _resolve(state: MockState, name: str | None, dialect: str) -> Cassette:
 
 
 async def _serve(
-    ws: web.WebSocketResponse, engine: ReplaySession, state: MockState, dialect: str, max_session_s: float | None
-) -> None:
+    ws: web.WebSocketResponse, engine: ReplaySession, state: MockState, dialect: str, max_session_s: float | None,
+    episode: Episode | None = None,
+) -> str | None:
+    """The replay leg: client frames to the engine, its frames to the client, paced.
+
+    With an ``episode`` (``new_episodes``), the frames both ways are recorded, and at the first
+    divergence the replay stops without answering: the diverging frame is returned for the live leg.
+    """
     loop = asyncio.get_running_loop()
     t0 = loop.time()
 
@@ -133,11 +144,14 @@ async def _serve(
     lock = asyncio.Lock()
     timer: asyncio.TimerHandle | None = None
     validator = state.validators.get(dialect)
+    stopped = False
 
     async def flush() -> None:
         nonlocal timer
         async with lock:
-            send = ws.send_str
+            if stopped:
+                return
+            send = ws.send_str if episode is None else episode.sender(ws.send_str)
             try:
                 for frame in engine.pop_due(now_ms()):
                     if frame.__class__ is str:
@@ -170,6 +184,8 @@ async def _serve(
     try:
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
+                if episode is not None:
+                    episode.client_text(msg.data)
                 # oversized or non-UTF-8 frames never get here: RealtimeSocket answers them, then 1009/1007
                 event, error = parse_client_frame(msg.data)
                 if error is None and validator is not None:
@@ -180,6 +196,9 @@ async def _serve(
                     if log.isEnabledFor(logging.DEBUG):
                         log.debug("< %s", strip_audio(event).get("type"))  # type: ignore[arg-type]
                     engine.receive(event, now_ms())  # type: ignore[arg-type]
+                    if episode is not None and episode.diverged(engine):
+                        stopped = True  # the live leg answers this event and the rest
+                        return msg.data  # type: ignore[no-any-return]
             elif msg.type is WSMsgType.BINARY:
                 reject(parse_client_frame(msg.data)[1], None)  # type: ignore[arg-type]
             else:
@@ -187,6 +206,7 @@ async def _serve(
             if state.journal_waiters:  # an admin long-poll is waiting; one set lookup otherwise
                 state.journal_changed()
             await flush()
+        return None
     finally:
         if timer is not None:
             timer.cancel()

@@ -16,6 +16,7 @@ from mockrealtime.core.engine import ReplaySession, SessionCursor
 from mockrealtime.core.ephemeral import KeyStore
 from mockrealtime.core.events import BETA, GA
 from mockrealtime.core.library import CassetteLibrary
+from mockrealtime.net.episodes import Episodes
 from mockrealtime.protocol import ClientEventValidator
 
 
@@ -53,15 +54,6 @@ class ConnectionReport:
         }
 
 
-@dataclasses.dataclass(frozen=True)
-class Route:
-    """Settings for the connections to one cassette name, in place of the server's (pace, strict,
-    matching): the pytest plugin gives each test a route of its own on a shared server."""
-
-    config: ServerConfig
-    matching: dict[str, Any] | None = None
-
-
 class MockState:
     """Per-app state: the cassettes, which session each takes next, and what connections did."""
 
@@ -73,8 +65,11 @@ class MockState:
         self.sockets: set[web.WebSocketResponse] = set()
         # without validation, the validator still refuses wrong JSON types (what the engine cannot read)
         self.validators = {d: ClientEventValidator(d, schema=config.validate) for d in (GA, BETA)}
-        self.match_override = {"mode": config.match_mode} if config.match_mode else None
-        self.routes: dict[str, Route] = {}
+        #: The pytest plugin gives each test a route of its own on a shared server: the connections
+        #: to that cassette name get the test's configuration in place of the server's.
+        self.routes: dict[str, ServerConfig] = {}
+        #: Routes whose test runs in record mode new_episodes (:mod:`mockrealtime.net.episodes`).
+        self.episodes: dict[str, Episodes] = {}
         #: Admin API: cassettes chosen for connections that name none; long-polls on the journals.
         self.chosen = CassetteQueue()
         self.journal_waiters: set[asyncio.Future[None]] = set()

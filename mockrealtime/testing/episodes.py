@@ -58,7 +58,7 @@ from mockrealtime.core.redaction import TRANSPORT_HEADERS, Redactor, save_checke
 from mockrealtime.core.engine import MISMATCH_CODE, strip_audio
 
 if TYPE_CHECKING:
-    from mockrealtime.testing.handle import RealtimeMock
+    from mockrealtime.testing.modes import Case as RealtimeMock
 
 log = logging.getLogger("mockrealtime.testing.episodes")
 
@@ -160,7 +160,7 @@ class EpisodeRelay:
     def __init__(self, handle: RealtimeMock, files: list[str]) -> None:
         self.handle = handle
         self.server = handle.server
-        settings = handle.settings
+        settings = handle.config
         self.cassettes = {c.dialect: c for c in (_cassette.load(f) for f in files)}
         self.key = os.environ.get("OPENAI_API_KEY") or None
         self.upstream = URL(settings.upstream)
@@ -272,7 +272,7 @@ class EpisodeRelay:
                 target_dir = os.path.join(tmpdir, dialect)
                 os.makedirs(target_dir)
                 save_checked(cassette, os.path.join(target_dir, os.path.basename(path)), self.recorder.known_secrets)
-                from mockrealtime.testing.handle import install_recording
+                from mockrealtime.testing.storage import install_recording
 
                 install_recording(target_dir, os.path.dirname(path))
         finally:

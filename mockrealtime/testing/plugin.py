@@ -16,7 +16,7 @@ Fixtures (nothing is autouse; a test that uses none of them pays nothing):
 * ``realtime_config`` (function): a dict of settings for every test in its scope; override it.
 
 Settings come from ``--realtime-*`` options, the ``realtime`` marker, ``realtime_config`` and the
-``MOCKREALTIME_*`` environment, in that order of precedence (:func:`mockrealtime.testing.settings.resolve_settings`).
+``MOCKREALTIME_*`` environment, in that order of precedence (:func:`mockrealtime.config.resolve`).
 
 A divergence, or recorded events the client left unplayed, fail the test with a report
 (:class:`~mockrealtime.errors.DivergenceError`, an ``AssertionError``): after the test function
@@ -31,11 +31,11 @@ from typing import Any
 
 import pytest
 
-from mockrealtime.config import ServerConfig
+from mockrealtime.config import MARKER_KEYS, RECORD_MODES, ServerConfig, resolve
 from mockrealtime.errors import ConfigError, DivergenceError, MockRealtimeError
-from mockrealtime.testing.handle import RealtimeMock, bundled_dir, default_cassette_name, locate_cassette
+from mockrealtime.testing.handle import RealtimeMock
 from mockrealtime.testing.runner import BackgroundServer
-from mockrealtime.testing.settings import MARKER_KEYS, RECORD_MODES, resolve_settings
+from mockrealtime.testing.storage import bundled_dir, default_cassette_name, locate_cassette
 
 HANDLE = pytest.StashKey[RealtimeMock]()
 FAILED = pytest.StashKey[bool]()
@@ -106,18 +106,13 @@ def option_values(config: pytest.Config) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def environment_values(server_config: ServerConfig) -> dict[str, Any]:
-    """The server configuration's share of the settings (``MOCKREALTIME_*``)."""
-    return {"pace": server_config.pace, "match": server_config.match_mode, "strict": server_config.strict}
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     # Bad marker arguments fail the test before anything runs, with or without the fixture.
     if item.get_closest_marker("realtime") is None:
         return
     try:
-        resolve_settings(marker=marker_arguments(item))
+        resolve(marker=marker_arguments(item), environ={})
     except ConfigError as exc:
         problem = str(exc)
     else:
@@ -168,20 +163,15 @@ def realtime_mock(
     node = request.node
     problem = None
     try:
-        settings = resolve_settings(
-            options=option_values(request.config),
-            marker=marker_arguments(node),
-            config=realtime_config,
-            environment=environment_values(realtime_server.config),
-        )
+        config = resolve(options=option_values(request.config), marker=marker_arguments(node), fixture=realtime_config)
         location = locate_cassette(
-            settings.cassette,
-            settings.dialect,
+            config.cassette,
+            config.dialect,
             cassette_dir=str(realtime_cassette_dir),
             default_name=default_cassette_name(node.name, request.cls.__name__ if request.cls else None),
             bundled_dir=bundled_dir(),
         )
-        handle = RealtimeMock(realtime_server, settings, location, nodeid=node.nodeid).start()
+        handle = RealtimeMock(realtime_server, config, location, nodeid=node.nodeid).start()
     except MockRealtimeError as exc:
         problem = str(exc)
     if problem is not None:
