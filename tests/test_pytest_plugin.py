@@ -491,7 +491,7 @@ async def until_done(conn):
 
 
 @pytest.mark.realtime
-async def test_follow_up(realtime_mock):
+async def test_follow_up(realtime_mock, realtime_server):
     client = AsyncOpenAI(api_key="sk-test", websocket_base_url=realtime_mock.websocket_base_url)
     async with client.realtime.connect(model="gpt-realtime") as conn:
         await conn.session.update(session={"type": "realtime", "tools": [TOOL], "tool_choice": "auto"})
@@ -504,6 +504,13 @@ async def test_follow_up(realtime_mock):
     assert events[-1].type == "response.done", events[-1]
     transcript = "".join(e.delta for e in events if e.type == "response.output_audio_transcript.delta")
     assert transcript == "Hi there! How can I help you today?"  # what the fake live API says
+    # the client talks to the replay route itself, which goes live at the divergence: no relay between
+    assert realtime_mock.websocket_base_url == f"{realtime_server.ws_url}/c/{realtime_mock.token}/v1"
+    last = "live" if realtime_mock.mode == "episodes" else "matched"  # replayed once the cassette holds it
+    assert [(e.event["type"], e.outcome) for e in realtime_mock.journal.entries] == [
+        ("session.update", "matched"), ("conversation.item.create", "matched"), ("response.create", "matched"),
+        ("conversation.item.create", "matched"), ("response.create", last),
+    ]
 '''
 
 
@@ -524,6 +531,7 @@ def test_new_episodes_hands_the_rest_of_a_diverging_session_to_the_live_api(suit
 
     result = run(suite, "-q")  # replay only: the new follow-up is not in the recording
     result.assert_outcomes(failed=1)
+    assert "tool_choice: none" not in (own / "test_follow_up.yaml").read_text()
     result.stdout.fnmatch_lines(["*! response.tool_choice: expected \"auto\", received \"none\"*",
                                  "*pytest --realtime-record-mode=new_episodes test_emails.py::test_follow_up*"])
 
@@ -565,3 +573,18 @@ async def test_two_calls(realtime_mock):
     run(suite, "-q", "--realtime-record-mode=new_episodes", f"--realtime-upstream={upstream}").assert_outcomes(passed=1)
     cassette = load(str(own / "test_two_calls.yaml"))
     assert len(cassette.sessions) == 2
+
+
+def test_new_episodes_fails_the_test_when_the_live_api_cannot_be_reached_and_keeps_the_cassette(suite, monkeypatch):
+    own = suite.path / "cassettes" / "test_emails"
+    own.mkdir(parents=True)
+    shutil.copy(os.path.join(bundled_cassette_dir(), "function_call.yaml"), own / "test_follow_up.yaml")
+    shutil.copy(os.path.join(bundled_cassette_dir(), "function_call.s0.server.pcm16.wav"), own)
+    before = (own / "test_follow_up.yaml").read_text()
+    suite.makepyfile(test_emails=FOLLOW_UP)
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    result = run(suite, "-q", "--realtime-record-mode=new_episodes", "--realtime-upstream=ws://127.0.0.1:9/v1/realtime")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*mockrealtime new_episodes: connection 0: cannot reach the live API ws://127.0.0.1:9/v1/realtime*"])
+    assert FAKE_KEY not in result.stdout.str()
+    assert (own / "test_follow_up.yaml").read_text() == before

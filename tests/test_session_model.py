@@ -243,3 +243,42 @@ def test_strict_mode_makes_unrecorded_housekeeping_a_divergence():
     engine.receive({"type": "input_audio_buffer.clear"}, 1)
     assert error_of(sent(engine))["code"] == "cassette_mismatch"
     assert len(engine.divergences) == 1
+
+
+# -- rebuilding a session elsewhere (new_episodes going live mid-session) ---------------------------
+
+
+@pytest.mark.parametrize("dialect", ["ga", "beta"])
+def test_rebuild_gives_the_effective_session_then_every_item_with_its_id(dialect):
+    from mockrealtime.protocol import ClientEventValidator
+
+    engine = connected("function_call", dialect)
+    for event in client_events(engine):
+        engine.receive(event, 0)
+        sent(engine)
+    rebuilt = engine.model.rebuild()
+    validator = ClientEventValidator(dialect)
+    assert [validator.validate(e) for e in rebuilt] == [None] * len(rebuilt)  # the live API takes each
+    update, *creates = rebuilt
+    assert update["type"] == "session.update"
+    assert update["session"]["tools"][0]["name"] == "list_emails" and "id" not in update["session"]
+    items = [c["item"] for c in creates]
+    assert [(i["type"], i.get("role")) for i in items] == [
+        ("message", "user"), ("function_call", None), ("function_call_output", None), ("message", "assistant"),
+    ]
+    assert [i["id"] for i in items] == engine.model.items  # the ids the client knows
+    assert items[1]["call_id"] == items[2]["call_id"] == engine.model.item_data[items[1]["id"]]["call_id"]
+    assert items[1]["arguments"] == '{"numEmails": 1}'  # as completed, not as first created (beta)
+    spoken = items[3]["content"][0]
+    assert spoken["type"] == ("output_text" if dialect == "ga" else "text") and spoken["text"].startswith("You have three emails")
+
+
+def test_rebuild_turns_user_audio_into_its_transcript():
+    engine = connected()
+    for ev in ({"type": "conversation.item.added", "item": {"id": "item_a", "type": "message", "role": "user",
+                                                             "content": [{"type": "input_audio", "transcript": None}]}},
+               {"type": "conversation.item.input_audio_transcription.completed", "item_id": "item_a", "transcript": "hi"}):
+        engine.send_synthesized(ev, 0)
+        engine.pop_due(1e12)
+    assert engine.model.rebuild()[-1]["item"] == {"id": "item_a", "type": "message", "role": "user",
+                                                  "content": [{"type": "input_text", "text": "hi"}]}

@@ -16,6 +16,10 @@ a recording can answer (a ``response.create`` that may start a response).
 ``cancel`` builds what the server sends when a response is cut short: the ``.done`` events of the
 parts and items still open, then ``response.done`` with ``status: cancelled``.
 
+``rebuild`` gives the client events that bring a fresh session to this one's state without a model
+call (``new_episodes`` going live mid-session): ``session.update`` with the effective session, then
+a ``conversation.item.create`` per item, in order, with the same ids.
+
 Error texts are those of protocol.md §3.2. Where that catalogue marks a message unverified, the
 message below keeps the family's shape and says so in a comment.
 """
@@ -28,6 +32,8 @@ from typing import Any
 from mockrealtime.core import audio as _audio
 
 MIN_COMMIT_MS = 100.0
+#: Fields of a session the server reports but a ``session.update`` may not set.
+_SERVER_ONLY = frozenset({"id", "object", "expires_at", "client_secret"})
 
 # Fields of a session that are replaced whole by session.update, not merged key by key.
 _LEAF_OBJECTS = frozenset({"format", "turn_detection", "transcription", "noise_reduction", "tool_choice",
@@ -90,6 +96,7 @@ class SessionModel:
         self.item_data: dict[str, dict[str, Any]] = {}
         self.call_ids: set[str] = set()
         self.audio_ms: dict[str, float] = {}  # assistant item id -> audio sent
+        self.transcripts: dict[str, str] = {}  # user audio item id -> its input transcription
         self.assistant_audio = False
         self.buffer_ms = 0.0
         self.response: dict[str, Any] | None = None  # the active response as response.created had it
@@ -196,6 +203,8 @@ class SessionModel:
 
     def _on_output_done(self, ev: Any) -> None:
         item = ev.get("item") or {}
+        if item.get("id") in self.item_data:  # beta created it in progress; this is how it ended
+            self.item_data[item["id"]] = copy.deepcopy(item)
         out = self.outputs.get(item.get("id"))
         if out is not None:
             out.done = True
@@ -224,10 +233,53 @@ class SessionModel:
         self.audio_ms[item_id] = self.audio_ms.get(item_id, 0.0) + self.output_format.duration_ms(n)
         self.assistant_audio = True
 
+    def _on_transcription(self, ev: Any) -> None:
+        if isinstance(ev.get("item_id"), str):
+            self.transcripts[ev.get("item_id")] = ev.get("transcript") or ""
+
     def _on_arguments_delta(self, ev: Any) -> None:
         out = self.outputs.get(ev.get("item_id"))
         if out is not None:
             out.arguments += ev.get("delta") or ""  # arguments are short: a few hundred bytes
+
+    # -- rebuilding ---------------------------------------------------------------------------------
+
+    def rebuild(self) -> list[dict[str, Any]]:
+        """Client events that bring a fresh session to this state: the effective session, then the
+        conversation's items with their ids (function calls and outputs with their ``call_id``;
+        audio as its transcript, since audio cannot be put back). Items of other kinds are left out."""
+        session = {k: copy.deepcopy(v) for k, v in self.session.items() if k not in _SERVER_ONLY and v is not None}
+        events: list[dict[str, Any]] = [{"type": "session.update", "session": session}] if session else []
+        for item_id in self.items:
+            item = self._recreated(self.item_data[item_id])
+            if item is not None:
+                events.append({"type": "conversation.item.create", "item": item})
+        return events
+
+    def _recreated(self, item: dict[str, Any]) -> dict[str, Any] | None:
+        kind = item.get("type")
+        if kind == "function_call":
+            return {"id": item["id"], "type": kind, "call_id": item.get("call_id"), "name": item.get("name"),
+                    "arguments": item.get("arguments") or ""}
+        if kind == "function_call_output":
+            return {"id": item["id"], "type": kind, "call_id": item.get("call_id"), "output": item.get("output") or ""}
+        if kind != "message":
+            return None
+        role = item.get("role")
+        content = []
+        for part in item.get("content") or []:
+            ptype = part.get("type")
+            if ptype in ("input_text", "text", "output_text"):
+                text = part.get("text") or ""
+            elif ptype in ("input_audio", "audio", "output_audio"):
+                text = part.get("transcript") or self.transcripts.get(item["id"]) or ""
+            else:
+                continue
+            if role == "assistant":
+                content.append({"type": "output_text" if self.dialect == "ga" else "text", "text": text})
+            else:
+                content.append({"type": "input_text", "text": text})
+        return {"id": item["id"], "type": "message", "role": role, "content": content} if content else None
 
     # -- answering ---------------------------------------------------------------------------------
 
@@ -411,6 +463,7 @@ OBSERVERS = {
     "response.output_audio.delta": SessionModel._on_audio_delta,
     "response.audio.delta": SessionModel._on_audio_delta,
     "response.function_call_arguments.delta": SessionModel._on_arguments_delta,
+    "conversation.item.input_audio_transcription.completed": SessionModel._on_transcription,
 }
 
 _ANSWERERS = {

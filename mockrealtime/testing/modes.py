@@ -28,10 +28,13 @@ import tempfile
 from typing import Any
 
 from mockrealtime.config import RecordMode, ServerConfig
+from mockrealtime.core import cassette as _cassette
 from mockrealtime.core.engine import Divergence, strip_audio
 from mockrealtime.core.events import AUDIO_APPEND, Direction
 from mockrealtime.core.journal import Journal, SentEvent
+from mockrealtime.core.redaction import save_checked
 from mockrealtime.errors import CassetteError, ConfigError
+from mockrealtime.net.episodes import Episodes
 from mockrealtime.net.record import recording_server
 from mockrealtime.testing.report import display_path, rerecord_command
 from mockrealtime.testing.runner import BackgroundServer, close_sockets
@@ -156,32 +159,75 @@ class ReplayRun(Run):
 
 
 class EpisodesRun(ReplayRun):
-    """Replay, and record live what the cassette does not hold (:mod:`mockrealtime.testing.episodes`)."""
+    """Replay, and record live what the cassette does not hold: the route gets an
+    :class:`~mockrealtime.net.episodes.Episodes`, whose connections switch to the live API at their
+    first divergence, and go live from the start beyond the recorded sessions."""
 
     kind = "episodes"
 
     def start(self) -> None:
-        from mockrealtime.testing.episodes import start_episodes
-
         files = self.case.location.variants(self.case.config.dialect)
+        cassettes = {c.dialect: c for c in (_cassette.load(f) for f in files)}
+        config = dataclasses.replace(self.case.config, upstream_api_key=os.environ.get("OPENAI_API_KEY") or None)
+        self.episodes = Episodes(config, cassettes)
         self.server.call(self._install, files)
-        self.episodes = start_episodes(self.case, files)
-        self.base_url = self.episodes.base_url
+
+    def _install(self, files: list[str]) -> None:
+        super()._install(files)
+        self.server.state.episodes[self.case.token] = self.episodes
+
+    def _uninstall(self) -> None:
+        self.server.state.episodes.pop(self.case.token, None)
+        super()._uninstall()
 
     def stop(self, passed: bool) -> str | None:
-        text = self.episodes.finish(passed or self.case.config.record_failed)  # first: it closes its connections
         super().stop(passed)
-        return text
+        problems = self.server.run(self.episodes.close(self.server.close_timeout_s))
+        if problems:
+            return "mockrealtime new_episodes: " + "\n".join(problems)
+        if not (passed or self.case.config.record_failed):
+            return None
+        try:
+            self._save()
+        except Exception as exc:  # a secret left, or I/O: nothing is written
+            return f"mockrealtime new_episodes: the recording was not saved: {exc}"
+        return None
+
+    def _save(self) -> None:
+        location = self.case.location
+        label = self.episodes.upstream.label
+        tmpdir = tempfile.mkdtemp(prefix="mockrealtime-episodes-")
+        try:
+            for dialect, (path, cassette) in self.episodes.cassettes(location.path_for, label).items():
+                if location.bundled:  # never write into mockrealtime's own cassettes
+                    path = location.path_for(dialect)
+                target_dir = os.path.join(tmpdir, dialect)
+                os.makedirs(target_dir)
+                save_checked(cassette, os.path.join(target_dir, os.path.basename(path)), self.episodes.recorder.known_secrets)
+                install_recording(target_dir, os.path.dirname(path))
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
 
     def seen(self) -> list[Seen]:
-        handed_over = self.episodes.handed_over()
-        return [s for s in super().seen() if s.id not in handed_over]
+        def collect() -> list[Seen]:
+            handed_over = {e.report_id for e in self.episodes.episodes if e.handed_over}
+            return [s for s in snapshot(self.server.state, self.case.token) if s.id not in handed_over]
+
+        return self.server.call(collect)
 
     def journal(self) -> Journal:
-        return self.episodes.journal()
+        def collect() -> list[SentEvent]:
+            reports = {r.id: r for r in self.server.state.connections if r.route == self.case.token}
+            out: list[SentEvent] = []
+            for i, episode in enumerate(self.episodes.episodes):
+                report = reports.get(episode.report_id) if episode.report_id is not None else None
+                out += episode.journal(i, list(report.engine.journal) if report is not None else [])
+            return out
+
+        return Journal(self.server.call(collect))
 
     def played_sessions(self) -> set[int]:
-        return super().played_sessions() | self.episodes.played_sessions()
+        return super().played_sessions() | {e.session for e in self.episodes.episodes if e.session is not None}
 
 
 class RecordRun(Run):
