@@ -388,3 +388,15 @@ def test_a_file_keeps_the_dialect_it_was_started_with(tmp_path):
     ga = _cassette.load(str(tmp_path / "flip.ga.yaml"))
     assert (ga.name, ga.dialect, len(ga.sessions)) == ("flip", "ga", 1)
     assert CassetteLibrary(str(tmp_path)).available() == [{"name": "flip", "dialects": ["beta", "ga"]}]
+@pytest.mark.parametrize("path", ["a..b", "a.", "a]", "a[x]", "session.tools[*]name"])
+def test_matching_journal_queries_and_redaction_share_one_json_path_grammar(path):
+    from mockrealtime.core.journal import Journal
+    from mockrealtime.core.matching import Matcher, parse_path
+
+    with pytest.raises(ConfigError):
+        Matcher.build({"rules": {"session.update": [path]}})
+    with pytest.raises(ConfigError):
+        Journal([]).where(None, {path: 1})
+    with pytest.raises(ConfigError, match="bad redact path"):
+        Redactor([path])
+    assert parse_path("$.session.tools[*].name") == parse_path("session.tools[*].name") == ("session", "tools", "*", "name")

@@ -65,18 +65,24 @@ _MISSING = object()
 
 
 def parse_path(path: str) -> tuple[str | int, ...]:
-    """``a.b[*].c`` -> ("a", "b", "*", "c"); ``[3]`` becomes the int 3."""
+    """The one JSON-path grammar (matching rules, journal queries, redaction rules):
+    ``a.b[*].c`` -> ("a", "b", "*", "c"); ``[3]`` becomes the int 3; a leading ``$.`` is allowed.
+    Raises :class:`ConfigError` for anything else (``a..b``, ``a.``, ``a]``)."""
+    text = path.strip()
+    if text.startswith("$"):
+        text = text[1:].lstrip(".")
     parts: list[str | int] = []
     pos = 0
-    for m in _TOKEN.finditer(path):
-        if m.start() != pos and path[pos] != ".":
+    for m in _TOKEN.finditer(text):
+        dotted = m.start() == pos + 1 and pos > 0 and text[pos] == "." and m.group(1) is not None
+        if (m.start() != pos and not dotted) or (m.start() == pos > 0 and m.group(1) is not None):
             raise ConfigError(f"bad matching path {path!r}")
         pos = m.end()
         if m.group(1) is not None:
             parts.append(m.group(1))
         else:
             parts.append("*" if m.group(2) == "*" else int(m.group(2)))
-    if not parts or pos != len(path):  # nothing, or something left over ("a[", "a.")
+    if not parts or pos != len(text):  # nothing, or something left over ("a[", "a.")
         raise ConfigError(f"bad matching path {path!r}")
     return tuple(parts)
 

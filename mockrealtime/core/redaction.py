@@ -41,6 +41,7 @@ from mockrealtime.core import cassette_writer as _writer
 from mockrealtime.core.cassette import Cassette
 from mockrealtime.errors import ConfigError, SecretLeftError
 from mockrealtime.core.events import AUDIO_APPEND, AUDIO_DELTA_TYPES
+from mockrealtime.core.matching import parse_path
 
 REDACTED = "<redacted>"
 
@@ -146,33 +147,19 @@ def credentials(
 # --------------------------------------------------------------------------------------------
 # events
 
-_TOKEN = re.compile(r"([^.\[\]]+)|\[(\*|\d+)\]")
-
-
 def parse_rule_path(rule: str) -> tuple[str | None, tuple[str | int, ...]]:
-    """``[EVENT_TYPE:]a.b[*].c`` -> (event type or None, ("a", "b", "*", "c")).
+    """``[EVENT_TYPE:]a.b[*].c`` -> (event type or None, ("a", "b", "*", "c")); the path in the one
+    grammar of :func:`mockrealtime.core.matching.parse_path`.
 
     ``[*]`` and ``*`` take every element or key; ``[3]`` one element; a leading ``$.`` is allowed.
     """
     etype, sep, path = rule.rpartition(":")
     etype = etype.strip() if sep else ""
-    path = path.strip()
-    if path.startswith("$"):
-        path = path[1:].lstrip(".")
-    parts: list[str | int] = []
-    pos = 0
-    for m in _TOKEN.finditer(path):
-        dotted = m.start() == pos + 1 and pos > 0 and path[pos] == "." and m.group(1) is not None
-        if (m.start() != pos and not dotted) or (m.start() == pos > 0 and m.group(1) is not None):
-            raise ConfigError(f"bad redact path {rule!r}")
-        pos = m.end()
-        if m.group(1) is not None:
-            parts.append(m.group(1))
-        else:
-            parts.append("*" if m.group(2) == "*" else int(m.group(2)))
-    if not parts or pos != len(path):
-        raise ConfigError(f"bad redact path {rule!r} (expected e.g. session.instructions or item.content[*].text)")
-    return (etype or None), tuple(parts)
+    try:
+        parts = parse_path(path)
+    except ConfigError:
+        raise ConfigError(f"bad redact path {rule!r} (expected e.g. session.instructions or item.content[*].text)") from None
+    return (etype or None), parts
 
 
 def _is_secret_key(key: str) -> bool:
