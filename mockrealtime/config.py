@@ -1,5 +1,6 @@
-"""The one configuration model, built alike by the CLI, the pytest plugin, the admin API and the
-Docker image, and the one rule that says where each setting comes from.
+"""The one configuration model, built alike by the CLI, the pytest plugin and the Docker image (and
+shown by the admin API, ``GET /__admin/config``), and the one rule that says where each setting
+comes from.
 
 Precedence, for every setting: flags (the CLI's flags, the pytest plugin's ``--realtime-*``
 options, a caller's keyword arguments) > the ``@pytest.mark.realtime(...)`` marker > the
@@ -63,7 +64,7 @@ RECORD_MODES = tuple(m.value for m in RecordMode)
 def setting(default: Any, *layers: str, env: str | None = None, secret: bool = False) -> Any:
     """A field that more layers than flags and the environment may set; ``env`` renames its
     variable; a ``secret`` is left out of the repr (so of logs)."""
-    metadata: dict[str, Any] = {"layers": frozenset(layers)}
+    metadata: dict[str, Any] = {"layers": frozenset(layers), "secret": secret}
     if env is not None:
         metadata["env"] = env
     return dataclasses.field(default=default, metadata=metadata, repr=not secret)
@@ -160,6 +161,22 @@ class ServerConfig:
     @property
     def recording(self) -> bool:
         return self.record_mode is not RecordMode.NONE
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON shows them; a secret that is set shows as ``"<redacted>"``."""
+        out: dict[str, Any] = {}
+        for field in _FIELDS:
+            value = getattr(self, field.name)
+            if field.metadata.get("secret") and value is not None:
+                value = "<redacted>"
+            elif isinstance(value, RecordMode):
+                value = value.value
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            out[field.name] = value
+        return out
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **flags: Any) -> ServerConfig:

@@ -346,3 +346,16 @@ async def test_a_hostile_admin_body_gets_a_400_never_a_traceback(server, caplog,
         assert resp.status == 400
         assert (await resp.json())["error"]["code"] == "invalid_request"
     assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+
+
+# -- configuration --------------------------------------------------------------------------------
+
+
+async def test_the_configuration_is_shown_as_resolved_with_keys_redacted(start_server):
+    server = await start_server(pace=0.5, match="type", api_key="sk-admin-test-key-0123456789", strict=True)
+    async with aiohttp.ClientSession(base_url=server.http_url) as http, http.get("/__admin/config") as resp:
+        assert resp.status == 200
+        shown = (await resp.json())["config"]
+    assert (shown["pace"], shown["match"], shown["strict"], shown["record_mode"]) == (0.5, "type", True, "none")
+    assert shown["api_key"] == "<redacted>" and shown["upstream_api_key"] is None
+    assert "sk-admin-test-key" not in json.dumps(shown)

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from mockrealtime.core.library import CassetteLibrary
+from mockrealtime.protocol import ClientEventValidator
 from mockrealtime.protocol.session import merge_session
 from mockrealtime.core.engine import ReplaySession
 
@@ -250,7 +251,6 @@ def test_strict_mode_makes_unrecorded_housekeeping_a_divergence():
 
 @pytest.mark.parametrize("dialect", ["ga", "beta"])
 def test_rebuild_gives_the_effective_session_then_every_item_with_its_id(dialect):
-    from mockrealtime.protocol import ClientEventValidator
 
     engine = connected("function_call", dialect)
     for event in client_events(engine):

@@ -7,6 +7,7 @@ only reads it, except for the cassette queue (``chosen``) and ``reset``.
 ::
 
     GET    /__admin/                      what is here
+    GET    /__admin/config                the server's configuration, keys redacted
     GET    /__admin/cassettes             the cassettes served, the default, the queue
     GET    /__admin/cassettes/next        the queue of cassettes chosen for the next connections
     POST   /__admin/cassettes/next        {"cassette": NAME, "connections": N | null}: add to it
@@ -249,6 +250,10 @@ async def index(request: web.Request, state: MockState) -> web.Response:
     return _respond({"endpoints": ENDPOINTS})
 
 
+async def config(request: web.Request, state: MockState) -> web.Response:
+    return web.json_response({"config": state.config.to_dict()})
+
+
 async def cassettes(request: web.Request, state: MockState) -> web.Response:
     # in a thread: listing loads every cassette that changed, and no load may hold up the server
     listed = await asyncio.get_running_loop().run_in_executor(None, _list_cassettes, state)
@@ -403,6 +408,7 @@ async def not_found(request: web.Request, state: MockState) -> web.Response:
 ROUTES: list[tuple[str, str, Callable[[web.Request, MockState], Any], str]] = [
     ("GET", "", index, "this list"),
     ("GET", "/", index, "this list"),
+    ("GET", "/config", config, "the server's configuration (flags > MOCKREALTIME_* > defaults; keys redacted)"),
     ("GET", "/cassettes", cassettes, "the cassettes served, the default and the queue"),
     ("GET", "/cassettes/next", next_get, "the cassettes chosen for the next connections that name none"),
     ("POST", "/cassettes/next", next_post, '{"cassette": NAME, "connections": N | null (until reset)}'),
