@@ -236,6 +236,7 @@ class RecordRun(Run):
 
     kind = "record"
     judged = False
+    tmpdir: str | None = None
 
     def start(self) -> None:
         config = self.case.config
@@ -263,11 +264,12 @@ class RecordRun(Run):
                 "mockrealtime: nothing was recorded: no client connected to this test's endpoint "
                 f"({self.base_url}/v1); point the client at realtime_case.websocket_base_url"
             )
-        install_recording(self.tmpdir, os.path.dirname(self.case.location.path))
+        install_recording(self.tmpdir, os.path.dirname(self.case.location.path))  # type: ignore[arg-type]
         return None
 
     def cleanup(self) -> None:
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        if self.tmpdir is not None:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     def journal(self) -> Journal:
         recorder = self.handle.recorder
