@@ -63,8 +63,9 @@ RECORD_MODES = tuple(m.value for m in RecordMode)
 
 def setting(default: Any, *layers: str, env: str | None = None, secret: bool = False) -> Any:
     """A field that more layers than flags and the environment may set; ``env`` renames its
-    variable; a ``secret`` is left out of the repr (so of logs)."""
-    metadata: dict[str, Any] = {"layers": frozenset(layers), "secret": secret}
+    variable; a ``secret`` is left out of the repr (so of logs) and of :meth:`ServerConfig.to_dict`.
+    A plain ``dataclasses.field(repr=False)`` is a secret too."""
+    metadata: dict[str, Any] = {"layers": frozenset(layers)}
     if env is not None:
         metadata["env"] = env
     return dataclasses.field(default=default, metadata=metadata, repr=not secret)
@@ -163,11 +164,12 @@ class ServerConfig:
         return self.record_mode is not RecordMode.NONE
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings as JSON shows them; a secret that is set shows as ``"<redacted>"``."""
+        """The settings as JSON shows them; a secret (a field left out of the repr) that is set shows
+        as ``"<redacted>"``."""
         out: dict[str, Any] = {}
         for field in _FIELDS:
             value = getattr(self, field.name)
-            if field.metadata.get("secret") and value is not None:
+            if not field.repr and value is not None:
                 value = "<redacted>"
             elif isinstance(value, RecordMode):
                 value = value.value
