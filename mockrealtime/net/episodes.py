@@ -47,7 +47,7 @@ from mockrealtime.core.events import AUDIO_APPEND, GA
 from mockrealtime.core.journal import SentEvent
 from mockrealtime.core.recording import Recorder, SessionRecording
 from mockrealtime.core.redaction import Redactor
-from mockrealtime.net.upstream import REFUSAL, Relay, Upstream, describe
+from mockrealtime.net.upstream import REFUSAL, Relay, Upstream, describe, offered_protocols
 
 log = logging.getLogger("mockrealtime.episodes")
 
@@ -193,7 +193,7 @@ class Episodes:
         cassette = self.cassettes_by_dialect.get(dialect)
         session = number if cassette is not None and number < len(cassette.sessions) else None
         now_ms = _clock_ms()
-        rec = self.recorder.open(now_ms, path=request.path, query=list(request.query.items()),
+        rec = self.recorder.open(now_ms, path=client_path(request), query=list(request.query.items()),
                                  headers=list(request.headers.items()), subprotocols=offered)
         episode = Episode(self, number, dialect, session, rec, _t0_ms=now_ms)
         self.episodes.append(episode)
@@ -204,8 +204,8 @@ class Episodes:
         if self._http is None:
             self._http = self.upstream.client_session()
         headers = CIMultiDict((k, v) for k, v in request.headers.items() if not k.lower().startswith("x-mockrealtime-"))
-        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
-        return await self.upstream.connect(self._http, request.rel_url.raw_path, request.query, headers, offered)
+        path = client_path(request)
+        return await self.upstream.connect(self._http, path, request.query, headers, offered_protocols(request))
 
     async def serve_live(self, request: web.Request, episode: Episode) -> web.StreamResponse:
         """A connection beyond the recorded sessions: relayed to the live API from its handshake on."""
@@ -303,6 +303,13 @@ async def _close(ws: web.WebSocketResponse, timeout_s: float) -> None:
         await asyncio.wait_for(ws.close(code=1001, message=b"going away"), timeout_s)
     except (asyncio.TimeoutError, ConnectionError):
         pass
+
+
+def client_path(request: web.Request) -> str:
+    """The path the client asked for, without the route's ``/c/<name>`` prefix."""
+    if "name" in request.match_info:
+        return "/" + request.match_info.get("tail", "")
+    return request.rel_url.raw_path
 
 
 def _clock_ms() -> float:
