@@ -9,7 +9,9 @@ from mockrealtime.config import (
     CONFIG_KEYS, CONNECTION_KEYS, MARKER_KEYS, RECORD_MODES, RecordMode, ServerConfig, env_values, resolve,
 )
 from mockrealtime.core.journal import Journal, SentEvent
-from mockrealtime.errors import ConfigError
+from mockrealtime.errors import CassetteError, ConfigError
+from mockrealtime.testing.modes import MODES, Case
+from mockrealtime.testing.runner import BackgroundServer
 from mockrealtime.testing.storage import close_names, default_cassette_name, locate_cassette
 
 # -- precedence: flags/options > marker > realtime_config > MOCKREALTIME_* environment > default -------
@@ -243,3 +245,32 @@ def test_a_cassette_name_typo_names_the_close_cassettes(tmp_path):
     assert close_names(str(tmp_path / "greting.yaml")) == ["greeting"]
     assert close_names(str(tmp_path / "funtion_call.yaml"))[0] == "function_call"  # bundled
     assert close_names(str(tmp_path / "test_something_else.yaml")) == []
+
+
+# -- record modes: what each runs a test on -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "exists", "run"),
+    [
+        ("none", True, "replay"), ("once", True, "replay"), ("once", False, "record"),
+        ("new_episodes", True, "episodes"), ("new_episodes", False, "record"),
+        ("all", True, "record"), ("all", False, "record"), ("rewrite", True, "record"), ("rewrite", False, "record"),
+    ],
+)
+def test_each_record_mode_chooses_the_run_by_whether_the_cassette_exists(tmp_path, mode, exists, run):
+    if exists:
+        (tmp_path / "t.yaml").write_text("")
+        (tmp_path / "t.s0.server.pcm16.wav").write_bytes(b"")
+        (tmp_path / "other.s0.server.pcm16.wav").write_bytes(b"")
+    location = locate_cassette(None, None, cassette_dir=str(tmp_path), default_name="t")
+    config = ServerConfig(record_mode=RecordMode(mode))
+    assert MODES[config.record_mode].run_for(Case(BackgroundServer(), config, location, "t1")).kind == run
+    if mode == "rewrite":  # the cassette and its audio are gone before recording starts; others' audio stays
+        assert sorted(p.name for p in tmp_path.iterdir()) == (["other.s0.server.pcm16.wav"] if exists else [])
+
+
+def test_record_mode_none_never_goes_live_and_says_how_to_record(tmp_path):
+    location = locate_cassette(None, None, cassette_dir=str(tmp_path), default_name="t")
+    with pytest.raises(CassetteError, match="record mode 'none' never goes live.\nRecord it: pytest --realtime-record-mode=once t.py::t"):
+        MODES[RecordMode.NONE].run_for(Case(BackgroundServer(), ServerConfig(), location, "t1", "t.py::t"))

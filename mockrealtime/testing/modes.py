@@ -3,15 +3,15 @@
 A record mode (:class:`~mockrealtime.config.RecordMode`) only decides, from whether the test's
 cassette exists, what the test runs on:
 
-=================  ===========================  ==========================
-mode               cassette exists              cassette missing
-=================  ===========================  ==========================
-``none``           :class:`ReplayRun`           fail, with the command that records it
-``once``           :class:`ReplayRun`           :class:`RecordRun`
-``new_episodes``   :class:`EpisodesRun`         :class:`RecordRun`
-``all``            :class:`RecordRun`           :class:`RecordRun`
-``rewrite``        delete it, :class:`RecordRun`  :class:`RecordRun`
-=================  ===========================  ==========================
+================  ================================  ==========================================
+mode              cassette exists                   cassette missing
+================  ================================  ==========================================
+``none``          :class:`ReplayRun`                fail, with the command that records it
+``once``          :class:`ReplayRun`                :class:`RecordRun`
+``new_episodes``  :class:`EpisodesRun`              :class:`RecordRun`
+``all``           :class:`RecordRun`                :class:`RecordRun`
+``rewrite``       delete it, :class:`RecordRun`     :class:`RecordRun`
+================  ================================  ==========================================
 
 A *run* is what the test's client talks to and what the handle asks afterwards: its base URL,
 what the server saw (:meth:`Run.seen`), the journal, and :meth:`Run.stop` at the end (close the
@@ -20,6 +20,7 @@ connections; save a recording when the test passed or ``record_failed``).
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import json
 import os
@@ -89,7 +90,7 @@ def snapshot(state: Any, token: str) -> list[Seen]:
 # -- runs ---------------------------------------------------------------------------------------
 
 
-class Run:
+class Run(abc.ABC):
     """What a test runs on. Subclasses set :attr:`kind` and override what differs."""
 
     kind = ""
@@ -101,12 +102,13 @@ class Run:
         self.server = case.server
         self.base_url = f"{case.server.ws_url}/c/{case.token}"
 
+    @abc.abstractmethod
     def start(self) -> None:
-        raise NotImplementedError
+        """Set the test up on the server (a route, a recorder)."""
 
+    @abc.abstractmethod
     def stop(self, passed: bool) -> str | None:
         """Close the test's connections (and save what was recorded); a failure report or None."""
-        raise NotImplementedError
 
     def cleanup(self) -> None:
         """Undo :meth:`start`; always called, also when the test or :meth:`stop` failed."""
@@ -292,11 +294,12 @@ class RecordRun(Run):
 # -- the modes ----------------------------------------------------------------------------------
 
 
-class Mode:
+class Mode(abc.ABC):
     """What a record mode runs a test on, given its cassette."""
 
+    @abc.abstractmethod
     def run_for(self, case: Case) -> Run:
-        raise NotImplementedError
+        """The run for this test (it may fail at once: no cassette and a mode that never goes live)."""
 
 
 class NoneMode(Mode):
