@@ -87,3 +87,13 @@ def test_beyond_loopback_the_admin_api_is_off_without_a_token_and_the_start_says
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
+
+
+def test_record_takes_its_settings_from_flags_over_the_environment(tmp_path, capsys, monkeypatch):
+    assert main(["record"]) == 1
+    assert "record mode needs an output cassette (--output PATH)" in capsys.readouterr().err
+    monkeypatch.setenv("MOCKREALTIME_OUTPUT", str(tmp_path / "from_env.txt"))
+    monkeypatch.setenv("MOCKREALTIME_UPSTREAM", "http://example.invalid/v1/realtime")
+    assert main(["record", "--upstream", "ws://127.0.0.1:9/v1/realtime"]) == 1  # the flag wins; the output is bad
+    err = capsys.readouterr().err
+    assert "the output cassette must be a .yaml file" in err and "from_env.txt" in err
