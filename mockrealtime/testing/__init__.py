@@ -1,1 +1,1 @@
-"""The pytest harness: the plugin, the per-test handle, settings precedence, failure reports."""
+"""The pytest harness: the plugin, the per-test handle, the record modes, cassette storage, failure reports."""
