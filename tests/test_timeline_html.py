@@ -160,7 +160,7 @@ def test_one_session_only(tmp_path):
 
 
 async def test_admin_timeline_shows_what_the_client_sent_with_divergences_above_the_recording(start_server):
-    server = await start_server(match_mode="exact")
+    server = await start_server(match="exact")
     hostile = "</td><script>alert(1)</script>"
     key = "sk-proj-" + "k3y" * 6  # pasted into the instructions: masked like the rest of the admin API
     recorded = [e.event for e in BUNDLED.resolve("function_call", "ga").sessions[0].events if e.direction.value == "client"]
