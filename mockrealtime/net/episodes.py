@@ -118,7 +118,7 @@ class Episode:
         log.info("= connection %d handed over to %s", self.number, episodes.upstream.label)
         await episodes.relay(ws, live, self)
 
-    async def _rebuild(self, live: aiohttp.ClientWebSocketResponse, engine: ReplaySession) -> None:
+    async def _rebuild(self, live: aiohttp.ClientWebSocketResponse[bool], engine: ReplaySession) -> None:
         await self._expect(live, ("session.created",), "the live session to open")
         item_ack = ("conversation.item.done",) if self.dialect == GA else ("conversation.item.created",)
         for event in engine.model.rebuild():
@@ -128,7 +128,7 @@ class Episode:
             else:
                 await self._expect(live, item_ack, f"conversation item {event['item']['id']} to be recreated")
 
-    async def _expect(self, live: aiohttp.ClientWebSocketResponse, types: tuple[str, ...], what: str) -> None:
+    async def _expect(self, live: aiohttp.ClientWebSocketResponse[bool], types: tuple[str, ...], what: str) -> None:
         async def wait() -> None:
             while True:
                 msg = await live.receive()
@@ -199,7 +199,7 @@ class Episodes:
         self.episodes.append(episode)
         return episode
 
-    async def connect(self, request: web.Request) -> aiohttp.ClientWebSocketResponse:
+    async def connect(self, request: web.Request) -> aiohttp.ClientWebSocketResponse[bool]:
         """The client's connection, opened on the live API (mockrealtime's own headers left out)."""
         if self._http is None:
             self._http = self.upstream.client_session()
@@ -234,7 +234,7 @@ class Episodes:
         await self.relay(ws, live, episode)
         return ws
 
-    async def relay(self, ws: web.WebSocketResponse, live: aiohttp.ClientWebSocketResponse, episode: Episode) -> None:
+    async def relay(self, ws: web.WebSocketResponse, live: aiohttp.ClientWebSocketResponse[bool], episode: Episode) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
