@@ -214,6 +214,8 @@ class ServerConfig:
             raise ConfigError(f"port {self.port} is out of range")
         if isinstance(self.match, str) and self.match not in MODES:
             raise ConfigError(f"match mode {self.match!r} is not one of {', '.join(MODES)}")
+        if isinstance(self.match, Mapping):
+            Matcher.build(self.match)  # raises ConfigError for a bad rule set
         if self.max_session_s is not None and self.max_session_s <= 0:
             raise ConfigError("max_session_s must be positive")
         if self.max_frame_bytes <= 0:
@@ -329,7 +331,8 @@ def resolve(
             raise ConfigError(f"{source}: unknown argument(s) {', '.join(unknown)}{hint}; valid: {', '.join(valid)}")
         for key, value in layer.items():
             if value is not None and key not in values:
-                values[key] = _check(source, _BY_NAME[key], value)
+                # a caller's or the CLI's values are only converted: check() says what is out of range
+                values[key] = _convert(_BY_NAME[key], value) if valid is None else _check(source, _BY_NAME[key], value)
     for key, value in env_values(environ).items():
         if key not in values:
             values[key] = _check("MOCKREALTIME_* environment", _BY_NAME[key], value)
@@ -390,6 +393,19 @@ def _parse(field: dataclasses.Field[Any], raw: str) -> Any:
     if field.name == "match" and raw.lstrip().startswith("{"):
         return json.loads(raw)
     return raw
+
+
+def _convert(field: dataclasses.Field[Any], value: Any) -> Any:
+    """A flag's value in the field's own type (a record mode's name, a list as a tuple)."""
+    kind = _kind(field)
+    if kind == "RecordMode" and not isinstance(value, RecordMode):
+        try:
+            return RecordMode(value)
+        except ValueError:
+            raise ConfigError(f"record mode {value!r} is not one of {', '.join(RECORD_MODES)}") from None
+    if kind == "tuple" and not isinstance(value, tuple):
+        return tuple(value)
+    return value
 
 
 def _check(source: str, field: dataclasses.Field[Any], value: Any) -> Any:

@@ -50,7 +50,7 @@ def test_an_unknown_setting_is_refused():
         ({"pace": -0.5}, "pace must be 0 or more, not -0.5"),
         ({"port": 65536}, "port 65536 is out of range"),
         ({"port": -1}, "port -1 is out of range"),
-        ({"match_mode": "fuzzy"}, "match mode 'fuzzy' is not one of default, type, exact"),
+        ({"match": "fuzzy"}, "match mode 'fuzzy' is not one of default, type, exact"),
         ({"max_session_s": 0}, "max_session_s must be positive"),
         ({"max_frame_bytes": 0}, "max_frame_bytes must be positive"),
     ],
@@ -61,7 +61,7 @@ def test_values_out_of_range_are_refused(fields, message):
     assert str(caught.value) == message
 
 
-@pytest.mark.parametrize("fields", [{"pace": 0}, {"port": 0}, {"port": 65535}, {"match_mode": "exact"}, {"max_session_s": 0.1}, {"max_frame_bytes": 1}])
+@pytest.mark.parametrize("fields", [{"pace": 0}, {"port": 0}, {"port": 65535}, {"match": "exact"}, {"max_session_s": 0.1}, {"max_frame_bytes": 1}])
 def test_values_at_the_edges_are_accepted(fields):
     ServerConfig.from_env({}, **fields).check()
 

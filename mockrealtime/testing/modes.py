@@ -110,7 +110,7 @@ class Run(abc.ABC):
     def stop(self, passed: bool) -> str | None:
         """Close the test's connections (and save what was recorded); a failure report or None."""
 
-    def cleanup(self) -> None:
+    def cleanup(self) -> None:  # noqa: B027 - a hook: nothing to undo unless the run set something up
         """Undo :meth:`start`; always called, also when the test or :meth:`stop` failed."""
 
     def seen(self) -> list[Seen]:
