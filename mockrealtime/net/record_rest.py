@@ -31,9 +31,9 @@ PATHS = ("/{prefix:.*}/realtime/" + _ENDPOINT, "/realtime/" + _ENDPOINT)
 
 
 def rest_upstream(state: RecorderState, request: web.Request) -> URL:
-    upstream = state.upstream
+    upstream = state.upstream.url
     scheme = "https" if upstream.scheme == "wss" else "http"
-    if state.fixed_path:
+    if state.upstream.fixed_path:
         path = upstream.path.rstrip("/") + "/" + request.match_info["endpoint"]
     else:
         path = request.rel_url.raw_path
@@ -48,7 +48,7 @@ def make_handler(get_state: Callable[[web.Request], RecorderState]) -> Callable[
         body = await request.read()
         url = rest_upstream(state, request)
         try:
-            async with state.http.post(url, data=body, headers=state.forward_headers(request.headers)) as response:
+            async with state.http.post(url, data=body, headers=state.upstream.forward_headers(request.headers)) as response:
                 status, answer = response.status, await response.read()
                 content_type = response.headers.get("Content-Type", "application/json")
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:

@@ -30,7 +30,7 @@ from mockrealtime.core import cassette as _cassette
 from mockrealtime.core.engine import Divergence
 from mockrealtime.core.events import AUDIO_APPEND
 from mockrealtime.core.journal import Journal
-from mockrealtime.errors import DivergenceError
+from mockrealtime.errors import ConfigError, DivergenceError
 from mockrealtime.testing.modes import MODES, Case, Seen
 from mockrealtime.testing.report import ConnectionOutcome, Context, divergence_report, unplayed_report
 from mockrealtime.testing.runner import BackgroundServer
