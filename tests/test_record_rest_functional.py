@@ -13,7 +13,8 @@ from openai import AsyncOpenAI
 
 from mockrealtime.core import cassette as _cassette
 from mockrealtime.errors import SecretLeftError
-from mockrealtime.net.record import RecordConfig, recording_server
+from mockrealtime.config import ServerConfig
+from mockrealtime.net.record import recording_server
 
 KEY = "sk-proj-" + "R3stRec0rd" * 5
 
@@ -30,7 +31,7 @@ async def _session_created(url: str, key: str, *, beta: bool = False) -> dict:
 async def test_a_minted_key_is_recorded_redacted_and_answered_from_the_cassette(start_server, tmp_path, dialect):
     upstream = await start_server()
     out = tmp_path / "minted.yaml"
-    async with recording_server(RecordConfig(f"{upstream.ws_url}/c/hello/v1/realtime", str(out))) as (url, _):
+    async with recording_server(ServerConfig(upstream=f"{upstream.ws_url}/c/hello/v1/realtime", output=str(out), port=0)) as (url, _):
         async with AsyncOpenAI(api_key=KEY, base_url="http" + url[2:] + "/v1") as backend:
             if dialect == "ga":
                 minted = await backend.realtime.client_secrets.create(session={"type": "realtime", "instructions": "Recorded minting."})
@@ -90,7 +91,7 @@ async def test_a_key_the_upstream_repeats_elsewhere_stops_the_save(tmp_path):
     out = tmp_path / "leak.yaml"
     try:
         with pytest.raises(SecretLeftError) as info:
-            async with recording_server(RecordConfig(f"ws://127.0.0.1:{port}/v1/realtime", str(out))) as (url, _):
+            async with recording_server(ServerConfig(upstream=f"ws://127.0.0.1:{port}/v1/realtime", output=str(out), port=0)) as (url, _):
                 async with AsyncOpenAI(api_key=KEY, base_url="http" + url[2:] + "/v1") as backend:
                     await backend.realtime.client_secrets.create(session={"type": "realtime"})
                 await _session_created(url + "/v1/realtime", leaked)
