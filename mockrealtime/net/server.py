@@ -198,7 +198,7 @@ async def _serve(
                     engine.receive(event, now_ms())  # type: ignore[arg-type]
                     if episode is not None and episode.diverged(engine):
                         stopped = True  # the live leg answers this event and the rest
-                        return msg.data  # type: ignore[no-any-return]
+                        return msg.data
             elif msg.type is WSMsgType.BINARY:
                 reject(parse_client_frame(msg.data)[1], None)  # type: ignore[arg-type]
             else:
