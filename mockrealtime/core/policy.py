@@ -4,7 +4,8 @@
 * a maximum session duration: ``session_expired``, then close;
 * "beta retired": a beta connection gets ``beta_api_shape_disabled``, then close 4000 (for teams
   checking their migration to GA);
-* strict matching: every client event must be in the recording.
+* strict matching: every client event must be in the recording;
+* the divergence policy: ``error`` (default) or ``close`` after the error.
 
 Per connection, each can be set by a header ``X-Mockrealtime-<Setting>`` or a query parameter
 ``mockrealtime_<setting>`` (browsers cannot set headers). Sans-IO: plain mappings in, decisions out.
@@ -35,6 +36,7 @@ class ConnectionSettings:
     max_session_s: float | None = None
     beta_retired: bool = False
     api_key: str | None = None
+    on_divergence: str = "error"
 
 
 def connection_settings(config: ServerConfig, headers: Mapping[str, str], query: Mapping[str, str]) -> ConnectionSettings:
@@ -44,8 +46,10 @@ def connection_settings(config: ServerConfig, headers: Mapping[str, str], query:
         "max_session_s": config.max_session_s,
         "beta_retired": config.beta_retired,
         "api_key": config.api_key,
+        "on_divergence": config.on_divergence,
     }
-    for name, parse in (("strict", parse_bool), ("max_session_s", float), ("beta_retired", parse_bool), ("api_key", str)):
+    for name, parse in (("strict", parse_bool), ("max_session_s", float), ("beta_retired", parse_bool), ("api_key", str),
+                        ("on_divergence", _policy)):
         raw = headers.get("X-Mockrealtime-" + name.replace("_", "-").title())
         if raw is None:
             raw = query.get("mockrealtime_" + name)
@@ -55,6 +59,13 @@ def connection_settings(config: ServerConfig, headers: Mapping[str, str], query:
             except ValueError:
                 raise ConfigError(f"bad value for {name}: {raw!r}") from None
     return ConnectionSettings(**values)
+
+
+def _policy(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("error", "close"):
+        raise ValueError(raw)
+    return value
 
 
 def presented_key(headers: Mapping[str, str], query: Mapping[str, str], subprotocols: Iterable[str]) -> str | None:
