@@ -50,10 +50,10 @@ async def measure_push(url: str) -> tuple[float, int]:
         return n / (time.perf_counter() - t0), n
 
 
-async def measure_latency(url: str, rounds: int) -> list[float]:
+async def measure_latency(url: str, rounds: int, headers: dict[str, str] | None = None) -> list[float]:
     """Microseconds from sending REQUEST to the first frame back, ``rounds`` times."""
     out = []
-    async with aiohttp.ClientSession() as http, http.ws_connect(url, compress=0) as ws:
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, compress=0, headers=headers) as ws:
         await ws.receive()
         for _ in range(rounds):
             t0 = time.perf_counter()

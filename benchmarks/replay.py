@@ -60,13 +60,18 @@ def monologue(minutes: float) -> Cassette:
     return Cassette(name="monologue", dialect="ga", sessions=[Session(events, Close("client", 1000, ""))])
 
 
+BETA = {"OpenAI-Beta": "realtime=v1"}
+
+
 def pingpong(rounds: int) -> Cassette:
-    events = [RecordedEvent.make("server", 0, {"type": "session.created", "event_id": "event_" + "0" * 21, "session": {"type": "realtime"}})]
+    """Beta, where the server answers an item with one event (GA sends two: added, done), so both
+    servers answer a request with exactly one frame."""
+    events = [RecordedEvent.make("server", 0, {"type": "session.created", "event_id": "event_" + "0" * 21, "session": {"modalities": ["text"]}})]
     for i in range(rounds):
         events.append(RecordedEvent.make("client", 1 + i, {"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}}))
-        events.append(RecordedEvent.make("server", 1.5 + i, {"type": "conversation.item.added", "event_id": f"event_{i:021d}", "previous_item_id": None,
-                                                               "item": {"id": f"item_{i}", "type": "message", "role": "user", "status": "completed", "content": [{"type": "input_text", "text": "hi"}]}}))
-    return Cassette(name="pingpong", dialect="ga", sessions=[Session(events, Close("client", 1000, ""))])
+        events.append(RecordedEvent.make("server", 1.5 + i, {"type": "conversation.item.created", "event_id": f"event_{i:021d}", "previous_item_id": None,
+                                                               "item": {"id": f"item_{i}", "object": "realtime.item", "type": "message", "role": "user", "status": "completed", "content": [{"type": "input_text", "text": "hi"}]}}))
+    return Cassette(name="pingpong", dialect="beta", sessions=[Session(events, Close("client", 1000, ""))])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -116,11 +121,11 @@ def measure_server(target, directory: str, rounds: int, warm_runs: int) -> dict[
     try:
         url = f"ws://127.0.0.1:{q.get(timeout=120)}"
         cold_push, frames = asyncio.run(measure_push(url + "/c/monologue/v1/realtime"))
-        cold_lat = asyncio.run(measure_latency(url + "/c/pingpong/v1/realtime", min(rounds, 200)))
+        cold_lat = asyncio.run(measure_latency(url + "/c/pingpong/v1/realtime", min(rounds, 200), BETA))
         pushes, lat = [], []
         for _ in range(warm_runs):
             pushes.append(asyncio.run(measure_push(url + "/c/monologue/v1/realtime"))[0])
-            lat += asyncio.run(measure_latency(url + "/c/pingpong/v1/realtime", rounds))
+            lat += asyncio.run(measure_latency(url + "/c/pingpong/v1/realtime", rounds, BETA))
     finally:
         proc.terminate()
         proc.join()

@@ -118,6 +118,12 @@ class ServerConfig:
     keyfile: str | None = None
     #: Where ``tls`` writes its CA (``ca.pem``) for clients to trust; None: a fresh temporary directory.
     tls_dir: str | None = None
+    #: What a divergence does: "error" (an error event, the session goes on) or "close" (the error,
+    #: then close 4000: a client that answers errors with retries cannot storm).
+    on_divergence: str = setting("error", MARKER, FIXTURE, CONNECTION)
+    #: Seconds the server waits, with nothing due, for a client event the recording needs before it
+    #: reports a stall (an error event, a journal entry and a failing test). 0 turns it off.
+    stall_timeout_s: float = 10.0
 
     # -- a test (the pytest plugin) ---------------------------------------------------------------
     #: Do not fail the test when the client leaves recorded events unplayed.
@@ -218,6 +224,10 @@ class ServerConfig:
             Matcher.build(self.match)  # raises ConfigError for a bad rule set
         if self.max_session_s is not None and self.max_session_s <= 0:
             raise ConfigError("max_session_s must be positive")
+        if self.on_divergence not in ("error", "close"):
+            raise ConfigError(f"on_divergence {self.on_divergence!r} is not one of error, close")
+        if self.stall_timeout_s < 0:
+            raise ConfigError("stall_timeout_s must be 0 (off) or more")
         if self.max_frame_bytes <= 0:
             raise ConfigError("max_frame_bytes must be positive")
         if self.keyfile and not self.certfile:

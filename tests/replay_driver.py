@@ -17,6 +17,7 @@ import aiohttp
 
 from mockrealtime.core.events import Direction
 from mockrealtime.core.library import CassetteLibrary
+from replay_compare import IdBook
 
 TIMEOUT_S = 10
 
@@ -32,6 +33,7 @@ async def play(server: Any, name: str, dialect: str) -> list[dict[str, Any]]:
     received: list[dict[str, Any]] = []
     seen: Counter[str] = Counter()
     arrived = asyncio.Event()
+    book = IdBook()  # every connection has fresh ids: send back the call_id / item id it was shown
 
     async with aiohttp.ClientSession() as http:
         async with http.ws_connect(f"{server.ws_url}/c/{name}/v1/realtime?model=gpt-realtime", headers=headers) as ws:
@@ -41,6 +43,7 @@ async def play(server: Any, name: str, dialect: str) -> list[dict[str, Any]]:
                     if msg.type is not aiohttp.WSMsgType.TEXT:
                         break
                     event = json.loads(msg.data)
+                    book.learn(event)
                     received.append(event)
                     seen[event["type"]] += 1
                     arrived.set()
@@ -66,7 +69,7 @@ async def play(server: Any, name: str, dialect: str) -> list[dict[str, Any]]:
                     continue
                 if gate is not None:
                     await until(*gate)
-                await ws.send_str(json.dumps(ev.event))
+                await ws.send_str(json.dumps(book.send(ev.event)))  # the ids this connection was given
             if gate is not None:
                 await until(*gate)
             await ws.close()

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+from replay_compare import untag
 from openai import AsyncOpenAI
 
 from mockrealtime.core.library import CassetteLibrary, bundled_cassette_dir
@@ -95,7 +96,7 @@ async def test_cassettes_lists_every_bundled_cassette_with_its_dialects_and_the_
 async def test_a_chosen_cassette_serves_that_many_connections_then_the_default(server, admin):
     status, body = await admin("POST", "/cassettes/next", {"cassette": "function_call", "connections": 2})
     assert (status, body["next"]) == (200, [{"cassette": "function_call", "connections": 2}])
-    sessions = [(await first_event(server, server.base_url()))["session"]["id"] for _ in range(3)]
+    sessions = [untag((await first_event(server, server.base_url()))["session"]["id"]) for _ in range(3)]
     assert sessions == [recorded_session_id("function_call")] * 2 + [recorded_session_id("hello")]
     assert (await admin("GET", "/cassettes/next"))[1]["next"] == []
 
@@ -104,24 +105,25 @@ async def test_a_connection_that_names_its_cassette_keeps_it_and_leaves_the_queu
     await admin("POST", "/cassettes/next", {"cassette": "function_call", "connections": 1})
     by_path = await first_event(server, server.base_url("hello"))
     by_header = await first_event(server, server.base_url(), **{"X-Mockrealtime-Cassette": "hello"})
-    assert by_path["session"]["id"] == by_header["session"]["id"] == recorded_session_id("hello")
+    assert untag(by_path["session"]["id"]) == untag(by_header["session"]["id"]) == recorded_session_id("hello")
+    assert by_path["session"]["id"] != by_header["session"]["id"]  # two connections, fresh ids each
     assert (await admin("GET", "/cassettes/next"))[1]["next"] == [{"cassette": "function_call", "connections": 1}]
 
 
 async def test_a_choice_without_a_count_holds_until_reset(server, admin):
     await admin("POST", "/cassettes/next", {"cassette": "function_call"})
     for _ in range(3):
-        assert (await first_event(server, server.base_url()))["session"]["id"] == recorded_session_id("function_call")
+        assert untag((await first_event(server, server.base_url()))["session"]["id"]) == recorded_session_id("function_call")
     assert (await admin("POST", "/reset"))[0] == 200
-    assert (await first_event(server, server.base_url()))["session"]["id"] == recorded_session_id("hello")
+    assert untag((await first_event(server, server.base_url()))["session"]["id"]) == recorded_session_id("hello")
 
 
 async def test_choices_queue_up_in_order_and_delete_empties_the_queue(server, admin):
     await admin("POST", "/cassettes/next", {"cassette": "function_call", "connections": 1})
     await admin("POST", "/cassettes/next", {"cassette": "missing_call_id", "connections": 1})
-    assert (await first_event(server, server.base_url()))["session"]["id"] == recorded_session_id("function_call")
+    assert untag((await first_event(server, server.base_url()))["session"]["id"]) == recorded_session_id("function_call")
     assert (await admin("DELETE", "/cassettes/next"))[1]["next"] == []
-    assert (await first_event(server, server.base_url()))["session"]["id"] == recorded_session_id("hello")
+    assert untag((await first_event(server, server.base_url()))["session"]["id"]) == recorded_session_id("hello")
 
 
 async def test_a_plain_get_or_a_missing_dialect_does_not_use_up_a_choice(server, admin):
@@ -263,16 +265,16 @@ async def test_divergences_and_unplayed_from_a_bare_websocket_client(server, adm
             assert (error["type"], error["error"]["event_id"]) == ("error", "evt_early")
             status, body = await admin("GET", "/unplayed")
             assert body["unplayed"][0]["open"] is True
-            assert body["unplayed"][0]["events"][0] == {"event_index": 1, "direction": "client", "type": "session.update"}
+            assert body["unplayed"][0]["events"][0] == {"event_index": 3, "direction": "client", "type": "response.create"}
     _, body = await admin("GET", "/journal/wait?closed=true&timeout_s=5")
     _, diverged = await admin("GET", "/divergences")
     assert diverged["count"] == 1
     (d,) = diverged["divergences"]
-    assert (d["connection"], d["expected"]["type"], d["received"]["type"]) == (0, "session.update", "response.create")
-    assert "expected 'session.update'" in d["summary"]
+    assert (d["connection"], d["expected"]["type"], d["received"]["type"]) == (0, "response.create", "response.create")
+    assert "expected 'response.create'" in d["summary"] and "session.tools[*].name" in d["summary"]
     _, unplayed = await admin("GET", "/unplayed?connection=0")
     assert unplayed["unplayed"][0]["open"] is False
-    assert {"direction": "client", "type": "session.update", "event_index": 1} in unplayed["unplayed"][0]["events"]
+    assert {"direction": "client", "type": "response.create", "event_index": 3} in unplayed["unplayed"][0]["events"]
 
 
 @pytest.fixture
@@ -297,13 +299,13 @@ async def test_reset_forgets_connections_and_rewinds_sessions(start_server, two_
                 return resp.status, await resp.json()
 
         first, second = recorded_session_id("hello"), "sess_the_second_one"
-        assert (await first_event(server, server.base_url()))["session"]["id"] == first
+        assert untag((await first_event(server, server.base_url()))["session"]["id"]) == first
         assert len((await admin("GET", "/connections"))[1]["connections"]) == 1
         assert (await admin("POST", "/reset"))[1] == {"status": "ok"}
         assert (await admin("GET", "/connections"))[1]["connections"] == []
         assert (await admin("GET", "/connections/0"))[0] == 404
         # rewound: the next connection replays the first session again, not the second
-        assert [(await first_event(server, server.base_url()))["session"]["id"] for _ in range(2)] == [first, second]
+        assert [untag((await first_event(server, server.base_url()))["session"]["id"]) for _ in range(2)] == [first, second]
 
 
 async def test_a_wait_for_closed_wakes_when_the_connection_closes(server, admin):

@@ -33,6 +33,7 @@ from mockrealtime.core.library import CassetteLibrary
 from mockrealtime.protocol import CLIENT_EVENT_TYPES, ClientEventValidator, parse_client_frame
 from mockrealtime.testing.runner import BackgroundServer
 from tests.oracle import server_event_errors
+from tests.replay_compare import IdBook
 
 BUNDLED = CassetteLibrary()
 CASSETTES = ("hello", "function_call", "missing_call_id")
@@ -150,19 +151,16 @@ def _strict_json(text: str) -> dict[str, Any]:
 @given(data=st.data())
 def test_the_engine_never_sees_a_frame_it_cannot_answer(dialect: str, schema: bool, data: st.DataObject) -> None:
     cassette = BUNDLED.resolve(data.draw(st.sampled_from(CASSETTES)), dialect)
-    engine = ReplaySession(cassette)
     validator = ClientEventValidator(dialect, schema=schema)
+    engine = ReplaySession(cassette, validator=validator)  # the engine parses and validates (sans-IO)
     engine.start(0.0)
     engine.pop_due(0.0)
     for now in range(1, data.draw(st.integers(1, 4)) + 1):
         frame = data.draw(frames(dialect))
         event, error = parse_client_frame(frame)
         if error is None:
-            error = validator.admit(event, engine.expects)  # type: ignore[arg-type]
-        if error is not None:
-            engine.reject(error.to_event(None, engine.new_event_id()), event, float(now))
-        else:
-            engine.receive(event, float(now))  # type: ignore[arg-type]
+            error = validator.admit(event, lambda e: False)  # type: ignore[arg-type]
+        engine.feed(frame, float(now))
         sent = engine.pop_due(math.inf)
         if error is not None:
             assert sent, frame
@@ -234,10 +232,12 @@ def test_a_neighbour_replays_undisturbed_while_fuzz_runs(fuzz_server, dialect: s
     try:
         cues = [ev.event for ev in BUNDLED.resolve("function_call", dialect).sessions[0].events
                 if ev.direction is Direction.CLIENT and ev.type != AUDIO_APPEND]
+        book = IdBook()  # each connection has fresh ids: the neighbour answers the call_id it was given
         for serial, cue in enumerate(cues):
             for frame in hostile:
                 assert _answer(noisy, frame, serial)[0]["type"] == "error"
-            answer = _answer(neighbour, json.dumps(cue), serial)
+            answer = _answer(neighbour, json.dumps(book.send(cue)), serial)
+            book.learn(answer)
             assert answer and all(e["type"] != "error" for e in answer), (cue["type"], answer[:2])
     finally:
         neighbour.close()

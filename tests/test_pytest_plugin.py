@@ -254,7 +254,7 @@ async def test_own_assertion_fails(realtime_mock):
     # an unplayed remainder
     block = _section(out, "test_stops_early")
     assert "mockrealtime: the client left part of the cassette unplayed" in block
-    assert "the recording's client sent session.update next; this client did not" in block
+    assert "the recording's client sent response.create next; this client did not" in block
     assert "@pytest.mark.realtime(allow_unplayed=True)" in block
     # bad marker arguments and a missing cassette fail at once, with what to do
     result.stdout.fnmatch_lines([

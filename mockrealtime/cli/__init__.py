@@ -34,6 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
         admin=False if args.no_admin else None, admin_token=args.admin_token,
         allowed_origins=",".join(args.allowed_origin) or None,
         tls=True if args.tls else None, certfile=args.certfile, keyfile=args.keyfile,
+        on_divergence=args.on_divergence, stall_timeout_s=args.stall_timeout,
     )
     tls = None
     if wants_tls(config):
@@ -253,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls", action="store_true", help="serve wss:// with a throwaway CA for loopback (prints the CA file to trust)")
     serve.add_argument("--certfile", default=None, metavar="PEM", help="serve wss:// with this certificate (chain)")
     serve.add_argument("--keyfile", default=None, metavar="PEM", help="the private key of --certfile, if not in it")
+    serve.add_argument("--on-divergence", default=None, choices=("error", "close"), help="after a divergence's error event: go on (error, default) or close 4000")
+    serve.add_argument("--stall-timeout", type=float, default=None, metavar="SECONDS", help="report a stall after this long waiting on a client event the recording needs (default 10; 0 = off)")
     serve.set_defaults(func=_serve)
     record = sub.add_parser("record", parents=[common], help="relay clients to the real Realtime API and record a cassette")
     record.add_argument("--output", "-o", default=None, metavar="PATH", help="cassette to write (NAME.yaml); every connection becomes one of its sessions")

@@ -4,7 +4,8 @@
 * a maximum session duration: ``session_expired``, then close;
 * "beta retired": a beta connection gets ``beta_api_shape_disabled``, then close 4000 (for teams
   checking their migration to GA);
-* strict matching: every client event must be in the recording.
+* strict matching: every client event must be in the recording;
+* the divergence policy: ``error`` (default) or ``close`` after the error.
 
 Per connection, each can be set by a header ``X-Mockrealtime-<Setting>`` or a query parameter
 ``mockrealtime_<setting>`` (browsers cannot set headers; :meth:`ServerConfig.for_connection`).

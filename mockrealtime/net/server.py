@@ -11,7 +11,6 @@ import gc
 import json
 import logging
 import time
-from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -22,8 +21,7 @@ from mockrealtime.core.policy import expiry, presented_key, refusal
 from mockrealtime.core.recording import negotiate_dialect
 from mockrealtime.errors import CassetteError, CassetteNotFoundError, ConfigError
 from mockrealtime.core.matching import Matcher
-from mockrealtime.protocol import ProtocolError, parse_client_frame
-from mockrealtime.core.engine import ReplaySession, strip_audio
+from mockrealtime.core.engine import BATCH, ReplaySession
 from mockrealtime.net.admin import add_admin_routes
 from mockrealtime.net.episodes import Episode
 from mockrealtime.net.oversize import RealtimeSocket
@@ -91,7 +89,9 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     session_index = state.cursor.take(cassette)
     matcher = Matcher.build(cassette.matching, settings.matching)
     engine = ReplaySession(cassette, session_index, pace=settings.pace, matcher=matcher, strict=settings.strict,
-                           session_overrides=minted.session if minted is not None else None)
+                           session_overrides=minted.session if minted is not None else None,
+                           connection=state.number(name or cassette.label), on_divergence=settings.on_divergence,
+                           validator=state.validators.get(dialect), as_bytes=True)
     ws.render_error = lambda error: json.dumps(error.to_event(None, engine.new_event_id()))
     report = ConnectionReport(len(state.connections), cassette.label, session_index, dialect, request.path, engine,
                               route=name, socket=ws, minted_key=minted is not None)
@@ -102,11 +102,12 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     state.sockets.add(ws)
     log.info("= connection %d: cassette %s session %d (%s)", report.id, cassette.name, session_index, dialect)
     try:
-        diverging = await _serve(ws, engine, state, dialect, settings.max_session_s, episode)
+        diverging = await _serve(ws, engine, state, settings.max_session_s, settings.stall_timeout_s, episode)
         if diverging is not None and episode is not None:
             await episode.go_live(ws, request, engine, diverging)
     finally:
         state.sockets.discard(ws)
+        engine.release()
         report.open = False
         report.close_code = ws.close_code
         state.journal_changed()
@@ -127,10 +128,10 @@ def _resolve(state: MockState, name: str | None, dialect: str) -> Cassette:
 
 
 async def _serve(
-    ws: web.WebSocketResponse, engine: ReplaySession, state: MockState, dialect: str, max_session_s: float | None,
+    ws: web.WebSocketResponse, engine: ReplaySession, state: MockState, max_session_s: float | None, stall_s: float,
     episode: Episode | None = None,
 ) -> str | None:
-    """The replay leg: client frames to the engine, its frames to the client, paced.
+    """The replay leg: client frames to the sans-IO engine, its frames to the client, its deadlines kept.
 
     With an ``episode`` (``new_episodes``), the frames both ways are recorded, and at the first
     divergence the replay stops without answering: the diverging frame is returned for the live leg.
@@ -142,23 +143,56 @@ async def _serve(
         return (loop.time() - t0) * 1000.0
 
     lock = asyncio.Lock()
+    if hasattr(ws, "send_frame"):  # aiohttp >= 3.11: the engine's UTF-8 goes out as it is
+
+        async def send(frame: bytes) -> None:
+            await ws.send_frame(frame, WSMsgType.TEXT)
+    else:
+
+        async def send(frame: bytes) -> None:
+            await ws.send_str(frame.decode())
     timer: asyncio.TimerHandle | None = None
-    validator = state.validators.get(dialect)
     stopped = False
+    stall_timer: asyncio.TimerHandle | None = None
+
+    last_event = loop.time()
+
+    def check_stall() -> None:
+        # One timer per idle stretch, not one per event: it re-arms itself for the time left.
+        nonlocal stall_timer
+        stall_timer = None
+        if ws.closed or engine.stalled:
+            return
+        idle = loop.time() - last_event
+        if idle < stall_s:
+            stall_timer = loop.call_later(stall_s - idle, check_stall)
+        elif engine.next_deadline() is None and engine.waiting_for() is not None:
+            engine.stall(stall_s, now_ms())
+            loop.create_task(flush())
 
     async def flush() -> None:
-        nonlocal timer
+        nonlocal timer, stall_timer
         async with lock:
             if stopped:
                 return
-            send = ws.send_str if episode is None else episode.sender(ws.send_str)
+            emit = send
+            if episode is not None:  # new_episodes: each frame shown to the client is recorded too
+                recorded = episode.sender(ws.send_str)
+
+                async def emit(frame: bytes) -> None:
+                    await recorded(frame.decode())
             try:
-                for frame in engine.pop_due(now_ms()):
-                    if frame.__class__ is str:
-                        await send(frame)
-                    else:
-                        await ws.close(code=frame.code, message=frame.reason.encode())
-                        return
+                while True:
+                    frames = engine.pop_due(now_ms(), BATCH)
+                    for frame in frames:
+                        if frame.__class__ is bytes:
+                            await emit(frame)
+                        else:
+                            await ws.close(code=frame.code, message=frame.reason.encode())
+                            return
+                    if len(frames) < BATCH:
+                        break
+                    await asyncio.sleep(0)  # a long answer: let other connections in between batches
             except ConnectionError:
                 return  # the client went away mid-stream; the reader sees the close
             deadline = engine.next_deadline()
@@ -166,12 +200,8 @@ async def _serve(
                 if timer is not None:
                     timer.cancel()
                 timer = loop.call_at(t0 + deadline / 1000.0, lambda: loop.create_task(flush()))
-
-    def reject(error: ProtocolError, event: dict[str, Any] | None) -> None:
-        client_event_id = event.get("event_id") if isinstance(event, dict) else None
-        if not isinstance(client_event_id, str):
-            client_event_id = None
-        engine.reject(error.to_event(client_event_id, engine.new_event_id()), event, now_ms())
+            if stall_s and stall_timer is None and deadline is None and engine.acted and not engine.stalled:
+                stall_timer = loop.call_later(stall_s, check_stall)
 
     def expire() -> None:
         error, code, reason = expiry(max_session_s)  # type: ignore[arg-type]
@@ -183,24 +213,15 @@ async def _serve(
     await flush()
     try:
         async for msg in ws:
-            if msg.type is WSMsgType.TEXT:
-                if episode is not None:
+            if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
+                last_event = loop.time()
+                if episode is not None and msg.type is WSMsgType.TEXT:
                     episode.client_text(msg.data)
                 # oversized or non-UTF-8 frames never get here: RealtimeSocket answers them, then 1009/1007
-                event, error = parse_client_frame(msg.data)
-                if error is None and validator is not None:
-                    error = validator.admit(event, engine.expects)  # type: ignore[arg-type]
-                if error is not None:
-                    reject(error, event)
-                else:
-                    if log.isEnabledFor(logging.DEBUG):
-                        log.debug("< %s", strip_audio(event).get("type"))  # type: ignore[arg-type]
-                    engine.receive(event, now_ms())  # type: ignore[arg-type]
-                    if episode is not None and episode.diverged(engine):
-                        stopped = True  # the live leg answers this event and the rest
-                        return msg.data
-            elif msg.type is WSMsgType.BINARY:
-                reject(parse_client_frame(msg.data)[1], None)  # type: ignore[arg-type]
+                engine.feed(msg.data, now_ms())
+                if episode is not None and episode.diverged(engine):
+                    stopped = True  # the live leg answers this event and the rest
+                    return msg.data
             else:
                 break
             if state.journal_waiters:  # an admin long-poll is waiting; one set lookup otherwise
@@ -208,10 +229,9 @@ async def _serve(
             await flush()
         return None
     finally:
-        if timer is not None:
-            timer.cancel()
-        if expiry_timer is not None:
-            expiry_timer.cancel()
+        for handle in (timer, stall_timer, expiry_timer):
+            if handle is not None:
+                handle.cancel()
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -49,7 +49,10 @@ class ConnectionReport:
             "close_code": self.close_code,
             "minted_key": self.minted_key,
             "journal": [dataclasses.asdict(j) for j in self.engine.journal],
+            "journal_dropped": self.engine.journal.dropped,
             "divergences": [d.to_dict() for d in self.engine.divergences],
+            "divergences_repeated": sum(self.engine.divergences.repeats.values()),
+            "divergences_dropped": self.engine.divergences.dropped,
             "unplayed": [] if self.open else self.engine.unplayed(),
         }
 
@@ -62,6 +65,7 @@ class MockState:
         self.library = CassetteLibrary(config.cassettes, config.default_cassette)
         self.cursor = SessionCursor()
         self.connections: list[ConnectionReport] = []
+        self._numbers: dict[str, int] = {}  # per route or cassette: connection numbers, for deterministic ids
         self.sockets: set[web.WebSocketResponse] = set()
         # without validation, the validator still refuses wrong JSON types (what the engine cannot read)
         self.validators = {d: ClientEventValidator(d, schema=config.validate) for d in (GA, BETA)}
@@ -77,7 +81,20 @@ class MockState:
         self.keys = KeyStore()
         self.rest_calls: dict[tuple[str, str], int] = {}
 
+    def number(self, key: str) -> int:
+        """The next connection number for a route (or cassette): a test gets the same ids every run."""
+        n = self._numbers.get(key, 0)
+        self._numbers[key] = n + 1
+        return n
+
+    def add_connection(self, cassette: str, session: int, dialect: str, path: str, engine: ReplaySession,
+                       route: str | None, socket: web.WebSocketResponse) -> ConnectionReport:
+        report = ConnectionReport(len(self.connections), cassette, session, dialect, path, engine, route=route, socket=socket)
+        self.connections.append(report)
+        return report
+
     def reset(self) -> None:
+        self._numbers.clear()
         self.cursor.reset()
         self.connections.clear()
         self.chosen.clear()

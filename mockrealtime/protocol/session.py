@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-``SessionModel`` watches every server event as it goes out (``observe_server``) and every live
-client event (``observe_client``), and keeps what the Realtime server keeps: the effective session,
+``SessionModel`` watches every server event as it goes out (the ``OBSERVERS`` table) and the live
+client's audio (``observe_client_audio``), and keeps what the Realtime server keeps: the effective session,
 the conversation's items in order, the function ``call_id``s, the active response and its partial
 output, the input audio buffered since the last commit, and the audio sent per assistant item.
 
@@ -30,6 +30,7 @@ import copy
 from typing import Any
 
 from mockrealtime.core import audio as _audio
+from mockrealtime.protocol.dialect import dialect as _dialect
 
 MIN_COMMIT_MS = 100.0
 #: Fields of a session the server reports but a ``session.update`` may not set.
@@ -59,7 +60,11 @@ def _error(code: str | None, message: str, param: str | None, client_event: dict
 
 
 def _ms(value: float) -> str:
-    return f"{value:.2f}ms"
+    return f"{value:.2f}ms"  # the commit error shows hundredths: "buffer only has 50.00ms of audio"
+
+
+def _whole_ms(value: float) -> str:
+    return f"{value:.0f}ms"  # the truncate error shows whole milliseconds: "Audio content of 3700ms is ..."
 
 
 class _Part:
@@ -89,11 +94,16 @@ class _Output:
 
 
 class SessionModel:
-    def __init__(self, dialect: str) -> None:
+    def __init__(self, dialect: str, tag: str = "") -> None:
         self.dialect = dialect
+        self.d = _dialect(dialect)
+        self.tag = tag  # makes the ids this model invents distinct per connection
         self.session: dict[str, Any] = {}
-        self.items: list[str] = []  # item ids in conversation order
+        # The conversation as a linked list: insert after any item and delete in O(1).
         self.item_data: dict[str, dict[str, Any]] = {}
+        self._next: dict[str | None, str | None] = {None: None}  # None is the head sentinel
+        self._prev: dict[str, str | None] = {}
+        self.last_item: str | None = None
         self.call_ids: set[str] = set()
         self.audio_ms: dict[str, float] = {}  # assistant item id -> audio sent
         self.transcripts: dict[str, str] = {}  # user audio item id -> its input transcription
@@ -108,10 +118,7 @@ class SessionModel:
 
     @property
     def turn_detection(self) -> dict[str, Any] | None:
-        if self.dialect == "ga":
-            td = ((self.session.get("audio") or {}).get("input") or {}).get("turn_detection", {})
-        else:
-            td = self.session.get("turn_detection", {})
+        td = self.d.turn_detection(self.session)
         return td if isinstance(td, dict) else None
 
     @property
@@ -125,7 +132,34 @@ class SessionModel:
 
     def new_id(self, prefix: str) -> str:
         self._serial += 1
-        return f"{prefix}_MR{self._serial:019d}"
+        return f"{prefix}_MR{self.tag}{self._serial:015d}"
+
+    def item_order(self) -> list[str]:
+        """Item ids in conversation order."""
+        out = []
+        node = self._next[None]
+        while node is not None:
+            out.append(node)
+            node = self._next[node]
+        return out
+
+    def _link(self, item_id: str, after: str | None) -> None:
+        nxt = self._next[after]
+        self._next[after] = item_id
+        self._next[item_id] = nxt
+        self._prev[item_id] = after
+        if nxt is not None:
+            self._prev[nxt] = item_id
+        else:
+            self.last_item = item_id
+
+    def _unlink(self, item_id: str) -> None:
+        before, nxt = self._prev.pop(item_id), self._next.pop(item_id)
+        self._next[before] = nxt
+        if nxt is not None:
+            self._prev[nxt] = before
+        else:
+            self.last_item = before
 
     # -- observing ---------------------------------------------------------------------------------
 
@@ -133,13 +167,6 @@ class SessionModel:
         ms = self.input_format.duration_ms(n_bytes)
         self.buffer_ms += ms
         return ms
-
-    def observe_server(self, etype: str, event: Any) -> None:
-        """Update state from a server event going out. ``event`` is a dict or a RecordedEvent
-        (``.get`` for fields, ``.audio_bytes`` for audio) so audio is never decoded here."""
-        handler = OBSERVERS.get(etype)
-        if handler is not None:
-            handler(self, event)
 
     def _on_session(self, ev: Any) -> None:
         session = ev.get("session")
@@ -158,20 +185,20 @@ class SessionModel:
         item_id = item["id"]
         if item_id not in self.item_data:
             previous = ev.get("previous_item_id")
-            if previous in self.item_data:
-                self.items.insert(self.items.index(previous) + 1, item_id)
+            if isinstance(previous, str) and previous in self.item_data:
+                self._link(item_id, previous)
             elif previous == "root":
-                self.items.insert(0, item_id)
+                self._link(item_id, None)
             else:
-                self.items.append(item_id)
+                self._link(item_id, self.last_item)
         self.item_data[item_id] = item
         if item.get("type") == "function_call" and isinstance(item.get("call_id"), str):
             self.call_ids.add(item["call_id"])
 
     def _on_deleted(self, ev: Any) -> None:
         item_id = ev.get("item_id")
-        if item_id in self.item_data:
-            self.items.remove(item_id)
+        if isinstance(item_id, str) and item_id in self.item_data:
+            self._unlink(item_id)
             del self.item_data[item_id]
 
     def _on_truncated(self, ev: Any) -> None:
@@ -222,15 +249,22 @@ class SessionModel:
             out.parts[ev.get("content_index") or 0].done = True
 
     def _on_text_delta(self, ev: Any) -> None:
-        out = self.outputs.get(ev.get("item_id"))
+        self.text_delta(ev.get("item_id"), ev.get("content_index") or 0, ev.get("delta") or "")
+
+    def text_delta(self, item_id: Any, content_index: int, delta: str) -> None:
+        out = self.outputs.get(item_id)
         if out is not None:
-            part = out.parts.setdefault(ev.get("content_index") or 0, _Part("text"))
-            part.pieces.append(ev.get("delta") or "")
+            part = out.parts.get(content_index)
+            if part is None:
+                part = out.parts[content_index] = _Part("text")
+            part.pieces.append(delta)
 
     def _on_audio_delta(self, ev: Any) -> None:
-        item_id = ev.get("item_id")
         n = ev.audio_bytes if hasattr(ev, "audio_bytes") else _audio.b64_decoded_len(ev.get("delta") or "")
-        self.audio_ms[item_id] = self.audio_ms.get(item_id, 0.0) + self.output_format.duration_ms(n)
+        self.audio_delta(ev.get("item_id"), n)
+
+    def audio_delta(self, item_id: Any, n_bytes: int) -> None:
+        self.audio_ms[item_id] = self.audio_ms.get(item_id, 0.0) + self.output_format.duration_ms(n_bytes)
         self.assistant_audio = True
 
     def _on_transcription(self, ev: Any) -> None:
@@ -238,9 +272,12 @@ class SessionModel:
             self.transcripts[ev.get("item_id")] = ev.get("transcript") or ""
 
     def _on_arguments_delta(self, ev: Any) -> None:
-        out = self.outputs.get(ev.get("item_id"))
+        self.arguments_delta(ev.get("item_id"), ev.get("delta") or "")
+
+    def arguments_delta(self, item_id: Any, delta: str) -> None:
+        out = self.outputs.get(item_id)
         if out is not None:
-            out.arguments += ev.get("delta") or ""  # arguments are short: a few hundred bytes
+            out.arguments += delta  # arguments are short: a few hundred bytes
 
     # -- rebuilding ---------------------------------------------------------------------------------
 
@@ -283,69 +320,63 @@ class SessionModel:
 
     # -- answering ---------------------------------------------------------------------------------
 
-    def answer(self, event: dict[str, Any]) -> list[dict[str, Any]] | None:
-        """The events the real server sends for ``event`` from state alone; None if it needs a model."""
+    def answer(self, event: dict[str, Any], item_id: str | None = None) -> list[dict[str, Any]] | None:
+        """The events the real server sends for ``event`` from state alone; None if it needs a model.
+
+        ``item_id`` names the item a create or commit makes when the client gives none (the engine
+        passes the id the recording shows, so later recorded events that name it agree).
+        """
         handler = _ANSWERERS.get(event.get("type", ""))
-        return handler(self, event) if handler is not None else None
+        if handler is None:
+            return None
+        if handler in _TAKES_ID:
+            return handler(self, event, item_id)
+        return handler(self, event)
 
     def _answer_session_update(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        update = dict(event.get("session") or {})
-        if self.assistant_audio and self._voice(update) not in (None, self._voice(self.session)):
+        update = dict(_obj(event.get("session")))
+        if self.assistant_audio and self.d.voice(update) not in (None, self.d.voice(self.session)):
             return [_error("cannot_update_voice", "Cannot update a conversation's voice if assistant audio is present.",
                            None, event)]
         update.pop("model", None)  # the model cannot change after start; clients resend it, unchanged
         self._set_session(merge_session(self.session, update))
         return [{"type": "session.updated", "session": copy.deepcopy(self.session)}]
 
-    def _voice(self, session: dict[str, Any]) -> Any:
-        if self.dialect == "ga":
-            return ((session.get("audio") or {}).get("output") or {}).get("voice")
-        return session.get("voice")
-
-    def _answer_item_create(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        item = copy.deepcopy(event.get("item") or {})
+    def _answer_item_create(self, event: dict[str, Any], item_id: str | None = None) -> list[dict[str, Any]]:
+        item = _obj(event.get("item"))  # a parsed client event: the server owns it, nothing else changes it
         previous = event.get("previous_item_id")
-        if previous is not None and previous != "root" and previous not in self.item_data:
+        if previous is not None and previous != "root" and _key(previous) not in self.item_data:
             # Unverified message (protocol.md §3.2 "Not found"): same family as the truncate error.
             return [_error("invalid_value", f"Previous item with id '{previous}' does not exist.", "previous_item_id", event)]
-        if item.get("type") == "function_call_output" and item.get("call_id") not in self.call_ids:
-            # Unverified message: the spec says the server checks the call exists; no capture found.
-            return [_error("invalid_value", f"No tool call found for function call output with call_id '{item.get('call_id')}'.",
+        if item.get("type") == "function_call_output" and _key(item.get("call_id")) not in self.call_ids:
+            # protocol.md §3.2: one live report of this message; code and param not captured.
+            return [_error("invalid_value", f"Tool call ID '{item.get('call_id')}' not found in conversation.",
                            "item.call_id", event)]
-        item_id = item.get("id") or self.new_id("item")
+        item_id = item.get("id") if isinstance(item.get("id"), str) else (item_id or self.new_id("item"))
         item = {"id": item_id, **{k: v for k, v in item.items() if k != "id"}}
-        item.setdefault("object", "realtime.item")
         item.setdefault("status", "completed")
         if previous is None:
-            previous = self.items[-1] if self.items else None
+            previous = self.last_item
         elif previous == "root":
             previous = None
-        return self._item_events(item, previous)
-
-    def _item_events(self, item: dict[str, Any], previous: str | None) -> list[dict[str, Any]]:
-        if self.dialect == "beta":
-            return [{"type": "conversation.item.created", "previous_item_id": previous, "item": item}]
-        return [
-            {"type": "conversation.item.added", "previous_item_id": previous, "item": item},
-            {"type": "conversation.item.done", "previous_item_id": previous, "item": copy.deepcopy(item)},
-        ]
+        return self.d.item_echo(item, previous)
 
     def _answer_retrieve(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        item_id = event.get("item_id")
+        item_id = _key(event.get("item_id"))
         if item_id not in self.item_data:
             # Unverified message (protocol.md §3.2 "Not found").
             return [_error("item_retrieve_invalid_item_id", f"Error retrieving item: the item with id '{item_id}' does not exist.", "item_id", event)]
         return [{"type": "conversation.item.retrieved", "item": copy.deepcopy(self.item_data[item_id])}]
 
     def _answer_delete(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        item_id = event.get("item_id")
+        item_id = _key(event.get("item_id"))
         if item_id not in self.item_data:
             # Unverified message (protocol.md §3.2 "Not found").
             return [_error("item_delete_invalid_item_id", f"Error deleting item: the item with id '{item_id}' does not exist.", "item_id", event)]
         return [{"type": "conversation.item.deleted", "item_id": item_id}]
 
     def _answer_truncate(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        item_id = event.get("item_id")
+        item_id = _key(event.get("item_id"))
         item = self.item_data.get(item_id) or (self.outputs[item_id].item if item_id in self.outputs else None)
         if item is None:
             # Code from many clients; message unverified (two client fakes use this wording).
@@ -355,25 +386,25 @@ class SessionModel:
             return [_error("unsupported_content_type", "Only model output audio messages can be truncated", None, event)]
         end = event.get("audio_end_ms")
         if isinstance(end, (int, float)) and end > sent + 1e-6:
-            return [_error("invalid_value", f"Audio content of {_ms(sent)} is already shorter than {_ms(float(end))}", "audio_end_ms", event)]
+            return [_error("invalid_value", f"Audio content of {_whole_ms(sent)} is already shorter than {_whole_ms(float(end))}", "audio_end_ms", event)]
         return [{"type": "conversation.item.truncated", "item_id": item_id, "content_index": event.get("content_index", 0),
                  "audio_end_ms": end}]
 
     def _answer_clear(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         return [{"type": "input_audio_buffer.cleared"}]
 
-    def _answer_commit(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+    def _answer_commit(self, event: dict[str, Any], item_id: str | None = None) -> list[dict[str, Any]]:
         if self.buffer_ms < MIN_COMMIT_MS:
             return [_error(
                 "input_audio_buffer_commit_empty",
                 f"Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, but buffer only has {_ms(self.buffer_ms)} of audio.",
                 None, event)]
-        item_id = self.new_id("item")
-        previous = self.items[-1] if self.items else None
-        item = {"id": item_id, "type": "message", "object": "realtime.item", "status": "completed", "role": "user",
+        item_id = item_id or self.new_id("item")
+        previous = self.last_item
+        item = {"id": item_id, "type": "message", "status": "completed", "role": "user",
                 "content": [{"type": "input_audio", "transcript": None}]}
         return [{"type": "input_audio_buffer.committed", "previous_item_id": previous, "item_id": item_id},
-                *self._item_events(item, previous)]
+                *self.d.item_echo(item, previous)]
 
     def _answer_cancel(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         wanted = event.get("response_id")
@@ -382,7 +413,7 @@ class SessionModel:
         return self.cancel("client_cancelled")
 
     def _answer_response_create(self, event: dict[str, Any]) -> list[dict[str, Any]] | None:
-        conversation = (event.get("response") or {}).get("conversation", "auto")
+        conversation = _obj(event.get("response")).get("conversation", "auto")
         if self.response is not None and conversation != "none":
             rid = self.active_response_id
             return [_error(
@@ -465,6 +496,18 @@ OBSERVERS = {
     "response.function_call_arguments.delta": SessionModel._on_arguments_delta,
     "conversation.item.input_audio_transcription.completed": SessionModel._on_transcription,
 }
+
+def _key(value: Any) -> Any:
+    """An id as a dict key: anything but a string (validation off) is shown as sent but found nowhere."""
+    return value if isinstance(value, str) else repr(value)
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    """A field that should hold an object; anything else (validation off) counts as empty."""
+    return value if isinstance(value, dict) else {}
+
+
+_TAKES_ID = frozenset({SessionModel._answer_item_create, SessionModel._answer_commit})
 
 _ANSWERERS = {
     "session.update": SessionModel._answer_session_update,

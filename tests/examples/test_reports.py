@@ -55,7 +55,7 @@ connection 0 (session 0, ga), recorded event 1:
        }
      }
   closest recorded event: event 1 session.update (the expected one), differing in session.tools[*].name
-  40 recorded event(s) were left unplayed
+  37 recorded event(s) were left unplayed
 
 What to do:
   * if the client is right and the recording is stale, re-record it: pytest --realtime-record-mode=rewrite tests/examples/test_reports.py::test_a_new_tool_makes_the_recording_stale

@@ -1,0 +1,84 @@
+"""What differs between the Realtime API's dialects (GA and beta), behind one interface.
+
+The session model and the engine ask a ``Dialect`` for event names, item shapes and where a setting
+lives in the session; a later provider dialect is one more instance here, not edits across the engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Dialect:
+    name: str
+    #: ``object`` on conversation items: beta items carry "realtime.item", GA items none.
+    item_object: str | None
+    #: The server events echoing a created item, in order.
+    item_echo_types: tuple[str, ...]
+    #: Session field holding the output modalities.
+    modalities_key: str
+    #: Output event names used when a response is cut short.
+    audio_done: str
+    transcript_done: str
+    text_done: str
+    audio_part: str
+    text_part: str
+    #: ``response.function_call_arguments.done`` carries ``name``.
+    arguments_done_has_name: bool
+    #: GA also sends ``conversation.item.done`` for an output item that ends.
+    output_item_conversation_done: bool
+
+    def voice(self, session: dict[str, Any]) -> Any:
+        if self.name == "ga":
+            return ((session.get("audio") or {}).get("output") or {}).get("voice")
+        return session.get("voice")
+
+    def turn_detection(self, session: dict[str, Any]) -> Any:
+        if self.name == "ga":
+            return ((session.get("audio") or {}).get("input") or {}).get("turn_detection", {})
+        return session.get("turn_detection", {})
+
+    def item_echo(self, item: dict[str, Any], previous: str | None) -> list[dict[str, Any]]:
+        """What the server sends when an item joins the conversation."""
+        if self.item_object is not None:
+            item = {**item, "object": self.item_object}
+        else:
+            item = {k: v for k, v in item.items() if k != "object"}
+        return [{"type": t, "previous_item_id": previous, "item": dict(item)} for t in self.item_echo_types]
+
+
+GA = Dialect(
+    name="ga",
+    item_object=None,
+    item_echo_types=("conversation.item.added", "conversation.item.done"),
+    modalities_key="output_modalities",
+    audio_done="response.output_audio.done",
+    transcript_done="response.output_audio_transcript.done",
+    text_done="response.output_text.done",
+    audio_part="output_audio",
+    text_part="output_text",
+    arguments_done_has_name=True,
+    output_item_conversation_done=True,
+)
+
+BETA = Dialect(
+    name="beta",
+    item_object="realtime.item",
+    item_echo_types=("conversation.item.created",),
+    modalities_key="modalities",
+    audio_done="response.audio.done",
+    transcript_done="response.audio_transcript.done",
+    text_done="response.text.done",
+    audio_part="audio",
+    text_part="text",
+    arguments_done_has_name=False,
+    output_item_conversation_done=False,
+)
+
+DIALECTS: dict[str, Dialect] = {"ga": GA, "beta": BETA}
+
+
+def dialect(name: str) -> Dialect:
+    return DIALECTS[name]
