@@ -150,7 +150,7 @@ async def drive(server, name: str, dialect: str, events: Events, *, client_ids: 
                 await conn.send(bad_first)
             for event in events:
                 async with arrived:
-                    await asyncio.wait_for(arrived.wait_for(lambda: not needs(event, ids, book) or reader.done()), TIMEOUT_S)
+                    await asyncio.wait_for(arrived.wait_for(lambda ev=event: not needs(ev, ids, book) or reader.done()), TIMEOUT_S)
                 event = book.send(event)
                 if client_ids and event["type"] == "conversation.item.create" and event["item"].get("type") == "message":
                     n += 1

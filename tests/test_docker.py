@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import fcntl
 import json
+import re
 import os
 import shutil
 import socket
@@ -260,7 +261,9 @@ async def test_the_openai_sdk_completes_the_tool_round_trip_against_the_containe
     assert follow_up[-1]["response"]["status"] == "completed"
     assert [e for e in follow_up if e["type"] == "response.output_audio.delta"]
     recorded = BUNDLED.resolve("function_call", "ga").sessions[0].events[0].event
-    assert created["session"]["id"] == recorded["session"]["id"]
+    # the recorded session, with this connection's fresh-id tag after the prefix (sess_MR0x...)
+    prefix, _, rest = recorded["session"]["id"].partition("_")
+    assert re.fullmatch(re.escape(prefix) + r"_MR\d+x" + re.escape(rest), created["session"]["id"])
 
     status, waited = await wait
     assert status == 200 and [e["connection"] for e in waited["entries"]] == [0, 0]

@@ -26,7 +26,9 @@ DIVERGENCE_CLOSE = 4000
 TRIGGER = "response.create"
 
 if TYPE_CHECKING:
-    from mockrealtime.core.plan import Turn
+    from mockrealtime.core.cassette import Cassette
+    from mockrealtime.core.matching import Matcher
+    from mockrealtime.core.plan import Plan, Turn
 #: Strings longer than this are kept as their length in the journal and in divergence records.
 MAX_KEPT_STRING = 2048
 JOURNAL_LIMIT = 10_000
@@ -118,20 +120,20 @@ class JournalEntry:
     event_index: int | None = None  # the recorded event it matched
 
 
-class BoundedJournal(collections.deque):  # type: ignore[type-arg]
+class BoundedJournal(collections.deque):
     """A ring of journal entries; ``dropped`` counts what fell out the front."""
 
     def __init__(self, limit: int = JOURNAL_LIMIT) -> None:
         super().__init__(maxlen=limit)
         self.dropped = 0
 
-    def append(self, entry: JournalEntry) -> None:  # type: ignore[override]
+    def append(self, entry: JournalEntry) -> None:
         if len(self) == self.maxlen:
             self.dropped += 1
         super().append(entry)
 
 
-class DivergenceStore(list):  # type: ignore[type-arg]
+class DivergenceStore(list):
     """Distinct divergences in order; repeats counted in ``repeats``, overflow in ``dropped``."""
 
     def __init__(self, limit: int = DIVERGENCE_LIMIT) -> None:
@@ -156,6 +158,39 @@ class DivergenceStore(list):  # type: ignore[type-arg]
 
 class Reporting:
     """What a ReplaySession reports: divergences, stalls, what is left unplayed; a mixin over its state."""
+
+    # The ReplaySession state this mixin reads and writes (set in ReplaySession.__init__).
+    cassette: Cassette
+    session_index: int
+    dialect: str
+    plan: Plan
+    matcher: Matcher
+    strict: bool
+    on_divergence: str
+    journal: BoundedJournal
+    divergences: DivergenceStore
+    audio_ms: float
+    closed: bool
+    stalled: bool
+    _turn: int
+    _used: set[int]
+    _now: collections.deque[tuple[float, int, Any]]
+    _runs: collections.deque[Any]
+    _override: dict[str, str]
+
+    if TYPE_CHECKING:
+
+        def new_event_id(self) -> str: ...
+
+        def send_synthesized(self, event: dict[str, Any], now_ms: float) -> None: ...
+
+        def _push(self, now_ms: float, frame: Any) -> None: ...
+
+        def _note(self, now_ms: float, event: dict[str, Any], outcome: str, index: int | None = None) -> None: ...
+
+        def trigger_differences(self, turn: Turn, event: dict[str, Any]) -> list[FieldDiff]: ...
+
+        def _untagged(self, event: dict[str, Any]) -> dict[str, Any]: ...
 
     def waiting_for(self) -> str | None:
         """What the recording needs from the client next, when nothing is due (None otherwise)."""

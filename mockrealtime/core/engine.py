@@ -183,7 +183,7 @@ class ReplaySession(Outbox, Reporting):
         if error is None and self.validator is not None:
             # the API's error for it, always (validation first); a wrong JSON type even with the
             # schemas off (the validator's shape check)
-            error = self.validator.admit(event, _never)  # type: ignore[arg-type]
+            error = self.validator.admit(event, _never)
         if error is not None:
             # the recorded answer wins only where the recording shows the API rejecting this event
             if isinstance(event, dict) and not getattr(error, "shape", False) and self._recorded_error(event, now_ms):
@@ -285,7 +285,7 @@ class ReplaySession(Outbox, Reporting):
         """A recorded cue the live event matches, in this turn or (past server-VAD turns) a later one."""
         turns = self.plan.turns
         probe = self._untagged(event)
-        etype = probe.get("type")
+        etype: Any = probe.get("type")  # validated (a string) before any event gets here
         used = self._used
         for i in range(self._turn, len(turns)):
             cues = turns[i].by_type.get(etype)

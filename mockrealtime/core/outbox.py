@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import collections
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mockrealtime.core.cassette import RecordedEvent
 from mockrealtime.core.events import ID_KEYS
 from mockrealtime.core.plan import tag_slot
-from mockrealtime.protocol.session import OBSERVERS
+from mockrealtime.protocol.session import OBSERVERS, SessionModel
+
+if TYPE_CHECKING:
+    from mockrealtime.core.plan import Plan
 
 _COMPACT = (",", ":")
 
@@ -82,6 +85,28 @@ _NO_OWNER = object()
 
 class Outbox:
     """The frames a ReplaySession sends; a mixin over the session's own state."""
+
+    # The ReplaySession state this mixin reads and writes (set in ReplaySession.__init__).
+    model: SessionModel
+    plan: Plan
+    pace: float
+    tag: str
+    _btag: bytes
+    as_bytes: bool
+    _now: collections.deque[tuple[float, int, Any]]
+    _seq: int
+    _runs: collections.deque[_Run]
+    _cancelled: set[str]
+    _override: dict[str, str]
+    _metadata: dict[str, Any]
+
+    if TYPE_CHECKING:
+
+        def new_event_id(self) -> str: ...
+
+        def fresh(self, recorded: str) -> str: ...
+
+        def untag(self, live: str) -> str: ...
 
     def send_synthesized(self, event: dict[str, Any], now_ms: float) -> None:
         """Queue an event the mock made (not from the recording): it goes out before anything due later."""
@@ -164,7 +189,7 @@ class Outbox:
         self._now.clear()
         self._runs.clear()
 
-    def _next_of(self, run: _Run) -> str | CloseFrame | None:
+    def _next_of(self, run: _Run) -> str | bytes | CloseFrame | None:
         """The next frame of a run (None if it was skipped: a cancelled response's rest)."""
         sends = run.sends
         if run.pos >= len(sends):
@@ -185,7 +210,7 @@ class Outbox:
         if etype == "error" or self._override or (self._metadata and etype in ("response.created", "response.done")):
             text, data = self._render(index, ev, run.owner, run.cue_id)
         elif self.as_bytes:
-            text, data = self._btag.join(frame.bpieces), None  # type: ignore[assignment]
+            text, data = self._btag.join(frame.bpieces), None
         else:
             text, data = self.tag.join(frame.pieces), None
         if run.observed:
@@ -197,7 +222,7 @@ class Outbox:
             if kind == 1:
                 self.model.audio_delta(item_id, ev.audio_bytes)
             elif kind == 2:
-                self.model.text_delta(item_id, frame.content_index, frame.delta or "")
+                self.model.text_delta(item_id, frame.content_index, frame.delta or "")  # type: ignore[arg-type]
             else:
                 self.model.arguments_delta(item_id, frame.delta or "")
         else:
@@ -206,7 +231,7 @@ class Outbox:
                 handler(self.model, data if data is not None else _Live(ev, self.fresh))
         return text
 
-    def _render(self, index: int, ev: RecordedEvent, owner: Any, cue_id: Any) -> tuple[str, dict[str, Any] | None]:
+    def _render(self, index: int, ev: RecordedEvent, owner: Any, cue_id: Any) -> tuple[str | bytes, dict[str, Any] | None]:
         etype = ev.type
         patch = None
         if etype == "error" and owner is not _NO_OWNER:

@@ -384,12 +384,12 @@ def state_of(model: SessionModel, untag: Any) -> TurnState:
     """The state a trigger is matched on, from a session model (recorded or live)."""
     session = model.session
     tools = session.get("tools")
-    names = sorted(t.get("name") for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)) if isinstance(tools, list) else []
+    names = sorted(t["name"] for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)) if isinstance(tools, list) else []
     choice = session.get("tool_choice", "auto")
     modalities = session.get("output_modalities" if model.dialect == "ga" else "modalities")
     fin, fout = _audio.session_formats(session)
-    items = []
-    outputs = []
+    items: list[str] = []
+    outputs: list[Any] = []
     for item_id in model.item_order():
         item = model.item_data.get(item_id) or {}
         kind = str(item.get("type"))

@@ -38,6 +38,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from mockrealtime.config import ServerConfig
 from mockrealtime.core.redaction import mask_secrets
@@ -170,7 +171,7 @@ def _refusal(status: int, code: str, message: str, headers: dict[str, str] | Non
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def admin_guard(config: ServerConfig) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def admin_guard(config: ServerConfig) -> Middleware:
     """Middleware: every request under ``/__admin`` passes :func:`admin_refusal` first."""
 
     @web.middleware

@@ -229,10 +229,10 @@ class SessionModel:
                 self.call_ids.add(item["call_id"])
 
     def _on_output_done(self, ev: Any) -> None:
-        item = ev.get("item") or {}
+        item: dict[str, Any] = ev.get("item") or {}
         if item.get("id") in self.item_data:  # beta created it in progress; this is how it ended
             self.item_data[item["id"]] = copy.deepcopy(item)
-        out = self.outputs.get(item.get("id"))
+        out = self.outputs.get(str(item.get("id")))
         if out is not None:
             out.done = True
             out.item = copy.deepcopy(item)
@@ -287,7 +287,7 @@ class SessionModel:
         audio as its transcript, since audio cannot be put back). Items of other kinds are left out."""
         session = {k: copy.deepcopy(v) for k, v in self.session.items() if k not in _SERVER_ONLY and v is not None}
         events: list[dict[str, Any]] = [{"type": "session.update", "session": session}] if session else []
-        for item_id in self.items:
+        for item_id in self.item_order():
             item = self._recreated(self.item_data[item_id])
             if item is not None:
                 events.append({"type": "conversation.item.create", "item": item})
