@@ -57,7 +57,7 @@ async def test_a_diverging_connection_goes_on_with_the_live_api_at_the_clients_o
     assert handed.path == "/v1/realtime"
     assert [(j.event["type"], j.event.get("item", {}).get("id")) for j in handed.engine.journal] == [
         ("session.update", None),
-        *[("conversation.item.create", item_id) for item_id in state.connections[0].engine.model.items],
+        *[("conversation.item.create", item_id) for item_id in state.connections[0].engine.model.item_order()],
         ("response.create", None),
     ]
     problems = await episodes.close(0.5)

@@ -277,7 +277,7 @@ def test_rebuild_gives_the_effective_session_then_every_item_with_its_id(dialect
     assert [(i["type"], i.get("role")) for i in items] == [
         ("message", "user"), ("function_call", None), ("function_call_output", None), ("message", "assistant"),
     ]
-    assert [i["id"] for i in items] == engine.model.items  # the ids the client knows
+    assert [i["id"] for i in items] == engine.model.item_order()  # the ids the client knows
     assert items[1]["call_id"] == items[2]["call_id"] == engine.model.item_data[items[1]["id"]]["call_id"]
     assert items[1]["arguments"] == '{"numEmails": 1}'  # as completed, not as first created (beta)
     spoken = items[3]["content"][0]

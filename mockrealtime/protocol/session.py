@@ -30,11 +30,11 @@ import copy
 from typing import Any
 
 from mockrealtime.core import audio as _audio
+from mockrealtime.protocol.rebuild import rebuild_events
 from mockrealtime.protocol.dialect import dialect as _dialect
 
 MIN_COMMIT_MS = 100.0
 #: Fields of a session the server reports but a ``session.update`` may not set.
-_SERVER_ONLY = frozenset({"id", "object", "expires_at", "client_secret"})
 
 # Fields of a session that are replaced whole by session.update, not merged key by key.
 _LEAF_OBJECTS = frozenset({"format", "turn_detection", "transcription", "noise_reduction", "tool_choice",
@@ -282,41 +282,8 @@ class SessionModel:
     # -- rebuilding ---------------------------------------------------------------------------------
 
     def rebuild(self) -> list[dict[str, Any]]:
-        """Client events that bring a fresh session to this state: the effective session, then the
-        conversation's items with their ids (function calls and outputs with their ``call_id``;
-        audio as its transcript, since audio cannot be put back). Items of other kinds are left out."""
-        session = {k: copy.deepcopy(v) for k, v in self.session.items() if k not in _SERVER_ONLY and v is not None}
-        events: list[dict[str, Any]] = [{"type": "session.update", "session": session}] if session else []
-        for item_id in self.item_order():
-            item = self._recreated(self.item_data[item_id])
-            if item is not None:
-                events.append({"type": "conversation.item.create", "item": item})
-        return events
-
-    def _recreated(self, item: dict[str, Any]) -> dict[str, Any] | None:
-        kind = item.get("type")
-        if kind == "function_call":
-            return {"id": item["id"], "type": kind, "call_id": item.get("call_id"), "name": item.get("name"),
-                    "arguments": item.get("arguments") or ""}
-        if kind == "function_call_output":
-            return {"id": item["id"], "type": kind, "call_id": item.get("call_id"), "output": item.get("output") or ""}
-        if kind != "message":
-            return None
-        role = item.get("role")
-        content = []
-        for part in item.get("content") or []:
-            ptype = part.get("type")
-            if ptype in ("input_text", "text", "output_text"):
-                text = part.get("text") or ""
-            elif ptype in ("input_audio", "audio", "output_audio"):
-                text = part.get("transcript") or self.transcripts.get(item["id"]) or ""
-            else:
-                continue
-            if role == "assistant":
-                content.append({"type": "output_text" if self.dialect == "ga" else "text", "text": text})
-            else:
-                content.append({"type": "input_text", "text": text})
-        return {"id": item["id"], "type": "message", "role": role, "content": content} if content else None
+        """Client events that bring a fresh session to this state (:func:`~.rebuild.rebuild_events`)."""
+        return rebuild_events(self)
 
     # -- answering ---------------------------------------------------------------------------------
 
