@@ -103,7 +103,7 @@ def test_a_bad_environment_fails_naming_the_variable(environ, message):
 
 def test_a_connection_overrides_only_the_settings_that_allow_it():
     server = ServerConfig(strict=False, api_key="sk-server", pace=1.0)
-    assert CONNECTION_KEYS == ("strict", "api_key", "max_session_s", "beta_retired")
+    assert CONNECTION_KEYS == ("strict", "api_key", "max_session_s", "beta_retired", "on_divergence")
     config = server.for_connection({"X-Mockrealtime-Strict": "true", "X-Mockrealtime-Pace": "0"},
                                    {"mockrealtime_max_session_s": "30", "mockrealtime_pace": "3"})
     assert (config.strict, config.max_session_s, config.api_key, config.pace) == (True, 30.0, "sk-server", 1.0)

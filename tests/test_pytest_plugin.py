@@ -259,7 +259,7 @@ async def test_own_assertion_fails(realtime_mock):
     # bad marker arguments and a missing cassette fail at once, with what to do
     result.stdout.fnmatch_lines([
         "*ERROR at setup of test_misspelt_argument*",
-        "marker @pytest.mark.realtime: unknown argument(s) stirct (did you mean strict?); valid: cassette, dialect, pace, match, strict, allow_unplayed, record_mode",
+        "marker @pytest.mark.realtime: unknown argument(s) stirct (did you mean strict?); valid: cassette, dialect, pace, match, strict, on_divergence, allow_unplayed, record_mode",
     ])
     result.stdout.fnmatch_lines([
         "*ERROR at setup of test_no_cassette_yet*",
