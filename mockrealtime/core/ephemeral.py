@@ -33,6 +33,7 @@ from typing import Any
 
 from mockrealtime.core.events import BETA, GA
 from mockrealtime.core.policy import AUTH_CLOSE, mask_key, refusal
+from mockrealtime.protocol.frames import kind_of
 from mockrealtime.protocol import ClientEventValidator, ProtocolError
 
 CLIENT_SECRETS = "client_secrets"
@@ -140,7 +141,7 @@ def answer(
         return error(400, _BAD_JSON)
     if not isinstance(doc, dict):
         # Unverified wording: the invalid_type family the API uses for parameters.
-        return error(400, f"Invalid type for body: expected an object, but got {_kind(doc)} instead.", "invalid_type")
+        return error(400, f"Invalid type for body: expected an object, but got {kind_of(doc)} instead.", "invalid_type")
     requested, ttl_s, problem = _requested(endpoint, doc)
     if problem is not None:
         return error(400, problem.message, problem.code, problem.param)
@@ -166,7 +167,7 @@ def _requested(endpoint: str, doc: dict[str, Any]) -> tuple[dict[str, Any], int,
                 return {}, 0, ProtocolError("unknown_parameter", f"Unknown parameter: '{key}'.", key)
         session = doc.get("session", {"type": "realtime"})
         if not isinstance(session, dict):
-            return {}, 0, ProtocolError("invalid_type", f"Invalid type for 'session': expected an object, but got {_kind(session)} instead.", "session")
+            return {}, 0, ProtocolError("invalid_type", f"Invalid type for 'session': expected an object, but got {kind_of(session)} instead.", "session")
         problem = validator.validate({"type": schema_event, "session": session})
         ttl = doc.get("expires_after", {})
         if problem is None:
@@ -184,7 +185,7 @@ def _requested(endpoint: str, doc: dict[str, Any]) -> tuple[dict[str, Any], int,
 def _check_ttl(ttl: Any) -> ProtocolError | None:
     # Unverified wording, following the validator's families (unknown_parameter, invalid_type, ranges).
     if not isinstance(ttl, dict):
-        return ProtocolError("invalid_type", f"Invalid type for 'expires_after': expected an object, but got {_kind(ttl)} instead.", "expires_after")
+        return ProtocolError("invalid_type", f"Invalid type for 'expires_after': expected an object, but got {kind_of(ttl)} instead.", "expires_after")
     for key in ttl:
         if key not in ("anchor", "seconds"):
             return ProtocolError("unknown_parameter", f"Unknown parameter: 'expires_after.{key}'.", f"expires_after.{key}")
@@ -192,7 +193,7 @@ def _check_ttl(ttl: Any) -> ProtocolError | None:
         return ProtocolError("invalid_value", f"Invalid value: '{ttl['anchor']}'. Supported values are: 'created_at'.", "expires_after.anchor")
     seconds = ttl.get("seconds", GA_TTL_S)
     if isinstance(seconds, bool) or not isinstance(seconds, int):
-        return ProtocolError("invalid_type", f"Invalid type for 'expires_after.seconds': expected an integer, but got {_kind(seconds)} instead.", "expires_after.seconds")
+        return ProtocolError("invalid_type", f"Invalid type for 'expires_after.seconds': expected an integer, but got {kind_of(seconds)} instead.", "expires_after.seconds")
     if seconds < GA_TTL_MIN_S:
         return ProtocolError("integer_below_min_value", f"Invalid 'expires_after.seconds': integer below minimum value. Expected a value >= {GA_TTL_MIN_S}, but got {seconds} instead.", "expires_after.seconds")
     if seconds > GA_TTL_MAX_S:
@@ -257,19 +258,3 @@ def recorded_for(entries: Sequence[Mapping[str, Any]], endpoint: str, nth: int) 
     """The ``nth`` call's recorded answer for ``endpoint`` (cycling through those recorded), or None."""
     matching = [e for e in entries if str(e.get("path", "")).rstrip("/").endswith("/realtime/" + endpoint)]
     return matching[nth % len(matching)] if matching else None
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a decimal"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if value is None:
-        return "null"
-    return "an object"
