@@ -19,16 +19,6 @@ class Dialect:
     item_echo_types: tuple[str, ...]
     #: Session field holding the output modalities.
     modalities_key: str
-    #: Output event names used when a response is cut short.
-    audio_done: str
-    transcript_done: str
-    text_done: str
-    audio_part: str
-    text_part: str
-    #: ``response.function_call_arguments.done`` carries ``name``.
-    arguments_done_has_name: bool
-    #: GA also sends ``conversation.item.done`` for an output item that ends.
-    output_item_conversation_done: bool
 
     def voice(self, session: dict[str, Any]) -> Any:
         if self.name == "ga":
@@ -54,13 +44,6 @@ GA = Dialect(
     item_object=None,
     item_echo_types=("conversation.item.added", "conversation.item.done"),
     modalities_key="output_modalities",
-    audio_done="response.output_audio.done",
-    transcript_done="response.output_audio_transcript.done",
-    text_done="response.output_text.done",
-    audio_part="output_audio",
-    text_part="output_text",
-    arguments_done_has_name=True,
-    output_item_conversation_done=True,
 )
 
 BETA = Dialect(
@@ -68,13 +51,6 @@ BETA = Dialect(
     item_object="realtime.item",
     item_echo_types=("conversation.item.created",),
     modalities_key="modalities",
-    audio_done="response.audio.done",
-    transcript_done="response.audio_transcript.done",
-    text_done="response.text.done",
-    audio_part="audio",
-    text_part="text",
-    arguments_done_has_name=False,
-    output_item_conversation_done=False,
 )
 
 DIALECTS: dict[str, Dialect] = {"ga": GA, "beta": BETA}
