@@ -105,3 +105,29 @@ def test_the_keywords_of_the_cassette_schema_agree_with_jsonschema(schema, good,
     assert check(good) and validator.is_valid(good)
     assert not check(bad) and not validator.is_valid(bad)
     assert check(42) and validator.is_valid(42)  # each applies to its own JSON type only
+
+
+_OBJECT = {"type": "object", "required": ["a"], "properties": {"a": {"type": "string", "enum": ["x", "y"]},
+                                                               "b": {"type": "array", "items": {"type": "integer"}}}}
+
+
+@pytest.mark.parametrize(
+    ("schema", "good", "bad"),
+    [
+        (_OBJECT, {"a": "x", "b": [1, 2]}, {"b": [1]}),  # a required key missing
+        (_OBJECT, {"a": "y"}, {"a": "z"}),  # a string outside the enum
+        (_OBJECT, {"a": "x", "b": []}, {"a": "x", "b": [1, "2"]}),  # an array item of the wrong type
+        (_OBJECT, {"a": "x"}, ["a"]),  # not an object
+        ({**_OBJECT, "additionalProperties": False}, {"a": "x", "b": [3]}, {"a": "x", "c": 1}),  # closed
+        ({**_OBJECT, "additionalProperties": {"type": "boolean"}}, {"a": "x", "c": True}, {"a": "x", "c": 1}),
+        ({"type": "array", "items": {"type": "string"}}, ["a"], "a"),  # not an array
+        ({"type": "string", "enum": ["x"]}, "x", 1),
+    ],
+)
+def test_fused_object_array_and_enum_checks_agree_with_jsonschema(schema, good, bad):
+    """The hot-path closures that fuse type with properties, items or enum accept and refuse as
+    jsonschema does."""
+    check = compile_schema(schema)
+    validator = Draft202012Validator(schema)
+    assert check(good) and validator.is_valid(good)
+    assert not check(bad) and not validator.is_valid(bad)

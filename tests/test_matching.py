@@ -200,3 +200,24 @@ def test_ignored_paths_cover_everything_below_them_and_stars_take_indexes_only()
     assert Matcher.build({"ignore": ["a.b.c"]}).all_differences({"type": "x", "a": {"b": 1}}, {"type": "x", "a": {"b": 2}}) == [
         FieldDiff("a.b", 1, 2, False)
     ]
+
+
+@pytest.mark.parametrize("mode", ["default", "exact", "type"])
+def test_events_equal_but_for_their_event_id_match_in_every_mode(mode):
+    """The hot path's shortcut: the same event sent again with another event_id matches."""
+    matcher = Matcher.build({"mode": mode})
+    recorded = {"type": "conversation.item.create", "event_id": "evt_rec",
+                "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}}
+    assert matcher.differences(recorded, {**recorded, "event_id": "evt_live"}) == []
+    assert matcher.differences(recorded, {k: v for k, v in recorded.items() if k != "event_id"}) == []
+
+
+def test_an_event_that_differs_beside_its_event_id_still_reports_the_field():
+    """The shortcut never hides a difference: one changed role is named with both values."""
+    matcher = Matcher.build(None)
+    recorded = {"type": "conversation.item.create", "event_id": "evt_rec",
+                "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}}
+    live = {"type": "conversation.item.create", "event_id": "evt_rec",
+            "item": {"type": "message", "role": "system", "content": [{"type": "input_text", "text": "hi"}]}}
+    diffs = matcher.differences(recorded, live)
+    assert [(d.path, d.expected, d.received) for d in diffs] == [("item.role", "user", "system")]

@@ -21,7 +21,7 @@ from mockrealtime.core.policy import expiry, presented_key, refusal
 from mockrealtime.core.recording import negotiate_dialect
 from mockrealtime.errors import CassetteError, CassetteNotFoundError, ConfigError
 from mockrealtime.core.matching import Matcher
-from mockrealtime.core.engine import BATCH, ReplaySession
+from mockrealtime.core.engine import BATCH, CHUNK, ReplaySession
 from mockrealtime.net.admin import add_admin_routes
 from mockrealtime.net.episodes import Episode
 from mockrealtime.net.oversize import RealtimeSocket
@@ -182,17 +182,21 @@ async def _serve(
                 async def emit(frame: bytes) -> None:
                     await recorded(frame.decode())
             try:
+                sent = 0
                 while True:
-                    frames = engine.pop_due(now_ms(), BATCH)
+                    frames = engine.pop_due(now_ms(), CHUNK)
                     for frame in frames:
                         if frame.__class__ is bytes:
                             await emit(frame)
                         else:
                             await ws.close(code=frame.code, message=frame.reason.encode())
                             return
-                    if len(frames) < BATCH:
+                    if len(frames) < CHUNK:
                         break
-                    await asyncio.sleep(0)  # a long answer: let other connections in between batches
+                    sent += CHUNK
+                    if sent >= BATCH:  # a long answer: let other connections in between batches
+                        sent = 0
+                        await asyncio.sleep(0)
             except ConnectionError:
                 return  # the client went away mid-stream; the reader sees the close
             deadline = engine.next_deadline()

@@ -45,6 +45,53 @@ def _always(x: Any) -> bool:
     return True
 
 
+_OBJECT_KEYWORDS = frozenset({"type", "required", "properties", "additionalProperties"})
+
+
+def _object_check(schema: dict[str, Any]) -> Check:
+    """``type: object`` with its required keys and its properties, as one closure that walks the
+    instance's keys (a handful) rather than the schema's properties (dozens for a session)."""
+    required = tuple(schema.get("required") or ())
+    compiled = {k: compile_schema(v) for k, v in (schema.get("properties") or {}).items()}
+    props: dict[str, Check | None] = {k: (None if f is _always else f) for k, f in compiled.items()}
+    extra = schema.get("additionalProperties", True)
+    closed = extra is False
+    f_extra = None if extra is True or closed else compile_schema(extra)
+    if f_extra is _always:
+        f_extra = None
+    missing = object()  # an unknown key: looked up once
+
+    def check_object(x: Any) -> bool:
+        if not isinstance(x, dict):
+            return False
+        for k in required:
+            if k not in x:
+                return False
+        get = props.get
+        for k, v in x.items():
+            f = get(k, missing)
+            if f is missing:
+                if closed or (f_extra is not None and not f_extra(v)):
+                    return False
+            elif f is not None and not f(v):  # type: ignore[operator]
+                return False
+        return True
+
+    return check_object
+
+
+def _array_check(f_item: Check) -> Check:
+    def check_array(x: Any) -> bool:
+        if not isinstance(x, list):
+            return False
+        for v in x:
+            if not f_item(v):
+                return False
+        return True
+
+    return check_array
+
+
 def compile_schema(schema: Any) -> Check:
     """A predicate that is True exactly when ``schema`` accepts the instance."""
     if schema is True or schema == {}:
@@ -61,6 +108,15 @@ def compile_schema(schema: Any) -> Check:
     }
     if unknown:
         raise NotImplementedError(f"fastcheck does not know the keyword(s) {sorted(unknown)}")
+    if schema.get("type") == "object":
+        # the common node, fused into one closure: type, required, properties, additionalProperties
+        checks.append(_object_check(schema))
+        schema = {k: v for k, v in schema.items() if k not in _OBJECT_KEYWORDS}
+    if schema.get("type") == "string" and all(isinstance(v, str) for v in schema.get("enum", (1,))):
+        schema = {k: v for k, v in schema.items() if k != "type"}  # the enum's own check is a string check
+    if schema.get("type") == "array" and "items" in schema:
+        checks.append(_array_check(compile_schema(schema["items"])))
+        schema = {k: v for k, v in schema.items() if k not in ("type", "items")}
     if "type" in schema:
         kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         preds = [_TYPES[k] for k in kinds]

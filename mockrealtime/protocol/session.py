@@ -27,6 +27,7 @@ message below keeps the family's shape and says so in a comment.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from typing import Any
 
 from mockrealtime.core import audio as _audio
@@ -252,12 +253,16 @@ class SessionModel:
         self.text_delta(ev.get("item_id"), ev.get("content_index") or 0, ev.get("delta") or "")
 
     def text_delta(self, item_id: Any, content_index: int, delta: str) -> None:
+        self.text_deltas(item_id, content_index, (delta,))
+
+    def text_deltas(self, item_id: Any, content_index: int, deltas: Iterable[str]) -> None:
+        """Text (or transcript) deltas of one content part, in order."""
         out = self.outputs.get(item_id)
         if out is not None:
             part = out.parts.get(content_index)
             if part is None:
                 part = out.parts[content_index] = _Part("text")
-            part.pieces.append(delta)
+            part.pieces.extend(deltas)
 
     def _on_audio_delta(self, ev: Any) -> None:
         n = ev.audio_bytes if hasattr(ev, "audio_bytes") else _audio.b64_decoded_len(ev.get("delta") or "")
