@@ -7,10 +7,13 @@ validator (:mod:`mockrealtime.protocol`); this module only moves frames and keep
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import logging
 import time
+
+from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
@@ -143,14 +146,8 @@ async def _serve(
         return (loop.time() - t0) * 1000.0
 
     lock = asyncio.Lock()
-    if hasattr(ws, "send_frame"):  # aiohttp >= 3.11: the engine's UTF-8 goes out as it is
-
-        async def send(frame: bytes) -> None:
-            await ws.send_frame(frame, WSMsgType.TEXT)
-    else:
-
-        async def send(frame: bytes) -> None:
-            await ws.send_str(frame.decode())
+    # the engine's UTF-8 goes out as it is, with no wrapper coroutine per frame
+    send: Callable[[bytes], Awaitable[None]] = functools.partial(ws.send_frame, opcode=WSMsgType.TEXT)
     timer: asyncio.TimerHandle | None = None
     stopped = False
     stall_timer: asyncio.TimerHandle | None = None
@@ -175,7 +172,7 @@ async def _serve(
         async with lock:
             if stopped:
                 return
-            emit = send
+            emit: Callable[[bytes], Awaitable[None]] = send
             if episode is not None:  # new_episodes: each frame shown to the client is recorded too
                 recorded = episode.sender(ws.send_str)
 
