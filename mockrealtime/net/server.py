@@ -24,6 +24,7 @@ from mockrealtime.core.policy import expiry, presented_key, refusal
 from mockrealtime.core.recording import negotiate_dialect
 from mockrealtime.errors import CassetteError, CassetteNotFoundError, ConfigError
 from mockrealtime.core.matching import Matcher
+from mockrealtime.core.plan import plan_for
 from mockrealtime.core.engine import BATCH, CHUNK, ReplaySession
 from mockrealtime.net.admin import add_admin_routes
 from mockrealtime.net.episodes import Episode
@@ -125,8 +126,9 @@ async def realtime(request: web.Request) -> web.StreamResponse:
 
 def _resolve(state: MockState, name: str | None, dialect: str) -> Cassette:
     cassette = state.library.resolve(name, dialect)
-    for session in cassette.sessions:
+    for index, session in enumerate(cassette.sessions):
         session.core  # noqa: B018 - a session's events are built on first use: here, not on the loop
+        plan_for(cassette, index, warm=True)  # and so is its plan, frames serialised (cached after the first)
     return cassette
 
 
