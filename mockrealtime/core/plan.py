@@ -288,10 +288,13 @@ def compile_plan(cassette: Cassette, session_index: int) -> Plan:
         elif owner is not None:
             owner.answers.append((index, ev))
             owner.error = owner.error or ev.type == "error"
+            owners.answered(owner, ev)
         elif ev.type == "error" and _error_of_trigger(ev, turns) is not None:
             turn = _error_of_trigger(ev, turns)
             turn.sends.append((index, ev))  # type: ignore[union-attr]
             turn.error = True  # type: ignore[union-attr]
+            if turn in unanswered_triggers:  # the API refused it: the next response answers a later trigger
+                unanswered_triggers.remove(turn)
         elif ev.type == "response.created" and unanswered_triggers:
             turn = unanswered_triggers.pop(0)
             if turn.state is None:
@@ -328,6 +331,11 @@ class _Owners:
         self.by_kind: dict[str, list[Cue]] = {}
         self.start: dict[tuple[str, str], int] = {}  # (kind, answer type) -> first cue that may still take it
         self.by_event_id: dict[str, Cue] = {}
+        self.by_item: dict[str, Cue] = {}  # the item a commit made (its committed answer names it)
+
+    def answered(self, cue: Cue, ev: RecordedEvent) -> None:
+        if ev.type == "input_audio_buffer.committed" and isinstance(ev.get("item_id"), str):
+            self.by_item[ev.get("item_id")] = cue
 
     def add(self, cue: Cue) -> None:
         self.by_kind.setdefault(cue.type, []).append(cue)
@@ -343,6 +351,12 @@ class _Owners:
         kind = ANSWERS.get(ev.type)
         if kind is None:
             return None
+        if kind == "conversation.item.create" and self.by_item:
+            # the echo of the item a commit made answers the commit (the session model makes both)
+            item = ev.event.get("item")
+            commit = self.by_item.get(item.get("id")) if isinstance(item, dict) else None  # type: ignore[arg-type]
+            if commit is not None and not any(a.type == ev.type for _, a in commit.answers):
+                return commit
         cues = self.by_kind.get(kind, [])
         key = (kind, ev.type)
         i = self.start.get(key, 0)
