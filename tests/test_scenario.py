@@ -232,3 +232,18 @@ def test_compile_help_is_compiles_own(capsys):
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: mockrealtime compile") and "--check" in out
+
+
+def test_an_update_step_sends_the_model_it_names():
+    """openai-agents' settings-only update ({type, model}) survives compilation: the model is sent and confirmed."""
+    s = scenario("scenario: 1\nsession: {instructions: x}\n"
+                 "steps:\n  - update: {model: {ga: gpt-realtime, beta: gpt-4o-realtime-preview-2024-12-17}}\n  - user: hi\n")
+    for dialect, c in compile_scenario(s).items():
+        oracle_clean(c)
+        first, second = [e["session"] for e in of(wire(c, "client"), "session.update")]
+        want = "gpt-realtime" if dialect == "ga" else "gpt-4o-realtime-preview-2024-12-17"
+        assert "model" not in first
+        assert second == ({"type": "realtime", "model": want} if dialect == "ga" else {"model": want})
+        assert [e["session"]["model"] for e in of(wire(c, "server"), "session.updated")] == [want, want]
+        for event in wire(c, "client"):
+            assert client_event_errors(event, dialect) == []

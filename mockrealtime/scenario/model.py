@@ -42,7 +42,8 @@ Steps (one main key each; the rest are its options):
 ``input_format`` / ``output_format``: pcm16 | g711_ulaw | g711_alaw), ``turn_detection``
 (server_vad | semantic_vad | none | a mapping), ``tools`` (flat Realtime tools; ``type: function``
 is added when missing, anything else is sent as written), ``tool_choice``, ``model`` (a name, or
-``{ga: ..., beta: ...}``), ``event_id``, ``error`` + ``param`` (the update is refused), and
+``{ga: ..., beta: ...}``; sent in the ``session.update``, and under ``session`` also the URL's
+``model``), ``event_id``, ``error`` + ``param`` (the update is refused), and
 ``update: false`` to send no ``session.update`` at all. ``dialects: [ga]`` compiles one dialect.
 """
 

@@ -63,6 +63,9 @@ def merge(base: dict[str, Any], patch: dict[str, Any]) -> None:
 def session_patch(setup: m.Setup, ga: bool) -> dict[str, Any]:
     """The ``session.update`` body a client sends for ``setup``, in the dialect's shape."""
     patch: dict[str, Any] = {"type": "realtime"} if ga else {}
+    model = setup.model.get("ga" if ga else "beta") if isinstance(setup.model, dict) else setup.model
+    if model is not None:
+        patch["model"] = model
     if setup.instructions is not None:
         patch["instructions"] = setup.instructions
     if setup.output is not None:
