@@ -163,6 +163,10 @@ ORACLES: dict[str, list[E]] = {
     "tool_choice_required_loop": [
         E("session.created"),
         E("session.updated", {"session.tool_choice": "required", "session.tools.0.name": "get_weather"}),
+        # the settings-only update (openai-agents' second one) names the model; what the first set stays
+        E("session.updated", {"session.model": "gpt-realtime", "session.tool_choice": "required", "session.tools.0.name": "get_weather"},
+          beta={"session.model": "gpt-4o-realtime-preview-2024-12-17", "session.tool_choice": "required",
+                "session.tools.0.name": "get_weather"}),
         *tool_call("get_weather", PARIS, "call1"),
         *tool_call("get_weather", PARIS, "call2"),
         *tool_call("get_weather", PARIS, "call3"),
