@@ -206,6 +206,23 @@ def test_the_recorded_error_wins_where_the_recording_shows_the_api_rejecting_tha
     assert {**error, "event_id": None} == {**rec_error, "event_id": None} and error["event_id"] == "live_1"
 
 
+@pytest.mark.parametrize("dialect", ["ga", "beta"])
+def test_a_valid_update_never_gets_the_error_the_recording_shows_for_an_invalid_one(dialect):
+    """chat_completions_tools: the recorded update was refused for its nested tools. A client whose own
+    update is valid (openai-agents: flat tools, here none) and matches that cue by the rules (no tool
+    names on either side) gets session.updated, as the real API would answer it, not the recorded error."""
+    engine = engine_for("chat_completions_tools", dialect)
+    out(engine)
+    session = {"type": "realtime", "instructions": "x", "tools": []} if dialect == "ga" else {"instructions": "x", "tools": []}
+    got = send(engine, {"type": "session.update", "session": session, "event_id": "valid_1"})
+    assert errors(got) == []
+    assert [e["type"] for e in got] == ["session.updated"] and got[0]["session"]["instructions"] == "x"
+    # the client that sends the refused update itself still gets the recorded error
+    recorded = next(ev.event for ev in engine.cassette.sessions[0].core if ev.type == "session.update")
+    (error,) = errors(send(engine, recorded))
+    assert error["param"] == "session.tools[0].function"
+
+
 @pytest.mark.parametrize("validate", [True, False])
 def test_wrong_json_types_never_raise(validate):
     engine = engine_for("hello", validator=ClientEventValidator("ga") if validate else None)

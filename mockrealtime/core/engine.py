@@ -335,7 +335,10 @@ class ReplaySession(Outbox, Reporting):
         self._note(now_ms, event, "matched", turn.index)
 
     def _housekeeping(self, event: dict[str, Any], now_ms: float, found: tuple[int, Cue] | None = None) -> None:
-        found = found or self._find_cue(event)
+        if found is None:
+            found = self._find_cue(event)
+            if found is not None and found[1].error and self._invalid(found[1].event.event):
+                found = None  # valid where the refused recorded event is not: the API would accept this one
         if found is None and self.strict:
             self._diverge(event, self._strict_expected(), None, now_ms)
             return
@@ -358,6 +361,10 @@ class ReplaySession(Outbox, Reporting):
         if cue is not None and cue.tail:
             self._release(cue.tail, now_ms)
         self._note(now_ms, event, "matched" if cue else "answered", cue.index if cue else None)
+
+    def _invalid(self, recorded: dict[str, Any]) -> bool:
+        """The validator refuses this recorded client event (its recorded error is the API's validation)."""
+        return self.validator is not None and self.validator.admit(recorded, _never) is not None
 
     def _hint(self, cue: Cue | None, event: dict[str, Any]) -> str | None:
         """The live id of the item a create or commit makes: the recorded one, tagged (or the client's)."""
