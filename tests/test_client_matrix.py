@@ -4,6 +4,7 @@ Each cell plays the recording's client events the way one client style would (an
 registered late, client item ids, skipped housekeeping, a bad event first...) and must get the
 recorded model output with zero ``error`` events but the recording's own, zero divergences and zero
 stalls; every server event validates against the openai package's models for the dialect.
+The openai-agents column is tests/test_client_matrix_agents.py.
 """
 
 from __future__ import annotations
