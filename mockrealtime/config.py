@@ -7,7 +7,8 @@ options, a caller's keyword arguments) > the ``@pytest.mark.realtime(...)`` mark
 ``realtime_config`` fixture > the ``MOCKREALTIME_*`` environment > the default (:func:`resolve`).
 On top of that, a connection may override the settings marked ``connection`` with a header
 ``X-Mockrealtime-<Setting>`` or a query parameter ``mockrealtime_<setting>``
-(:meth:`ServerConfig.for_connection`).
+(:meth:`ServerConfig.for_connection`), and the admin API may change those marked ``admin`` on the
+running server for the connections that follow (:meth:`ServerConfig.with_admin`).
 
 Not every setting exists at every level: a field's ``layers`` metadata names the layers besides
 the environment and flags that may set it (:func:`setting`). A plain field (``name: type =
@@ -43,6 +44,7 @@ MARKER = "marker"  # @pytest.mark.realtime(...)
 FIXTURE = "fixture"  # the realtime_config fixture
 OPTION = "option"  # the pytest plugin's --realtime-* options
 CONNECTION = "connection"  # a connection's X-Mockrealtime-* header or mockrealtime_* query parameter
+ADMIN = "admin"  # PATCH /__admin/config: the running server's value, for the connections that follow
 
 
 class RecordMode(str, enum.Enum):
@@ -120,7 +122,7 @@ class ServerConfig:
     tls_dir: str | None = None
     #: What a divergence does: "error" (an error event, the session goes on) or "close" (the error,
     #: then close 4000: a client that answers errors with retries cannot storm).
-    on_divergence: str = setting("error", MARKER, FIXTURE, CONNECTION)
+    on_divergence: str = setting("error", MARKER, FIXTURE, CONNECTION, ADMIN)
     #: Seconds the server waits, with nothing due, for a client event the recording needs before it
     #: reports a stall (an error event, a journal entry and a failing test). 0 turns it off.
     stall_timeout_s: float = 10.0
@@ -212,6 +214,18 @@ class ServerConfig:
         config.check()
         return config
 
+    def with_admin(self, values: Mapping[str, Any]) -> ServerConfig:
+        """This configuration with the settings the admin API changes at run time (``PATCH
+        /__admin/config``: the settings marked ``admin``); unknown keys or bad values raise
+        :class:`ConfigError` and change nothing."""
+        unknown = sorted(set(values) - set(ADMIN_KEYS))
+        if unknown or not values:
+            what = f"cannot change {', '.join(unknown)}" if unknown else "nothing to change"
+            raise ConfigError(f"admin API: {what}; settable at run time: {', '.join(ADMIN_KEYS)}")
+        config = dataclasses.replace(self, **{k: _check("admin API", _BY_NAME[k], v) for k, v in values.items()})
+        config.check()
+        return config
+
     def check(self) -> None:
         """Relations the field types cannot say; raises :class:`ConfigError`."""
         if self.pace < 0:
@@ -290,6 +304,8 @@ CONFIG_KEYS = keys_of(FIXTURE)
 OPTION_KEYS = keys_of(OPTION)
 #: What a connection may override with a header or query parameter.
 CONNECTION_KEYS = keys_of(CONNECTION)
+#: What the admin API may change on a running server (``PATCH /__admin/config``).
+ADMIN_KEYS = keys_of(ADMIN)
 
 
 def env_values(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -475,6 +491,6 @@ def _check_redaction(source: str, key: str, value: tuple[str, ...]) -> None:
 
 
 __all__ = [
-    "CONFIG_KEYS", "CONNECTION_KEYS", "MARKER_KEYS", "OPTION_KEYS", "RECORD_MODES", "RecordMode",
+    "ADMIN_KEYS", "CONFIG_KEYS", "CONNECTION_KEYS", "MARKER_KEYS", "OPTION_KEYS", "RECORD_MODES", "RecordMode",
     "ServerConfig", "env_values", "parse_bool", "resolve", "setting", "url_label",
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mockrealtime.config import (
-    CONFIG_KEYS, CONNECTION_KEYS, MARKER_KEYS, RECORD_MODES, RecordMode, ServerConfig, env_values, resolve,
+    ADMIN_KEYS, CONFIG_KEYS, CONNECTION_KEYS, MARKER_KEYS, RECORD_MODES, RecordMode, ServerConfig, env_values, resolve,
 )
 from mockrealtime.core.journal import Journal, SentEvent
 from mockrealtime.errors import CassetteError, ConfigError
@@ -104,6 +104,7 @@ def test_a_bad_environment_fails_naming_the_variable(environ, message):
 def test_a_connection_overrides_only_the_settings_that_allow_it():
     server = ServerConfig(strict=False, api_key="sk-server", pace=1.0)
     assert CONNECTION_KEYS == ("strict", "api_key", "max_session_s", "beta_retired", "on_divergence")
+    assert ADMIN_KEYS == ("on_divergence",)  # PATCH /__admin/config
     config = server.for_connection({"X-Mockrealtime-Strict": "true", "X-Mockrealtime-Pace": "0"},
                                    {"mockrealtime_max_session_s": "30", "mockrealtime_pace": "3"})
     assert (config.strict, config.max_session_s, config.api_key, config.pace) == (True, 30.0, "sk-server", 1.0)

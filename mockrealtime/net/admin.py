@@ -2,12 +2,14 @@
 outside its process: a container, another language, another machine.
 
 JSON in, JSON out. Everything it shows lives in :class:`mockrealtime.net.server.MockState`; this module
-only reads it, except for the cassette queue (``chosen``) and ``reset``.
+only reads it, except for the cassette queue (``chosen``), the settings marked ``admin`` in
+:mod:`mockrealtime.config` (``PATCH /__admin/config``) and ``reset``.
 
 ::
 
     GET    /__admin/                      what is here
     GET    /__admin/config                the server's configuration, keys redacted
+    PATCH  /__admin/config                {"on_divergence": "close"}: change it for the connections that follow
     GET    /__admin/cassettes             the cassettes served, the default, the queue
     GET    /__admin/cassettes/next        the queue of cassettes chosen for the next connections
     POST   /__admin/cassettes/next        {"cassette": NAME, "connections": N | null}: add to it
@@ -19,7 +21,8 @@ only reads it, except for the cassette queue (``chosen``) and ``reset``.
     GET|POST /__admin/journal/wait        long-poll until the journal holds `count` matching events
     GET    /__admin/divergences           every divergence, with its connection
     GET    /__admin/unplayed              what each connection's recording still holds
-    POST   /__admin/reset                 forget connections and journals, rewind sessions, empty the queue
+    POST   /__admin/reset                 forget connections and journals, rewind sessions, empty the queue,
+                                          restore the configuration the server started with
 
 Waiting is a long-poll: the handler sleeps on a future that the WebSocket loop resolves when a
 journal grows or a connection closes (``MockState.journal_changed``), re-checks, and answers 200
@@ -35,9 +38,9 @@ from typing import Any
 
 from aiohttp import web
 
-from mockrealtime.config import parse_bool
+from mockrealtime.config import ADMIN_KEYS, parse_bool
 from mockrealtime.core.redaction import mask_tree
-from mockrealtime.errors import CassetteError
+from mockrealtime.errors import CassetteError, ConfigError
 from mockrealtime.net.state import STATE, ConnectionReport, MockState, release_memory
 
 PREFIX = "/__admin"
@@ -254,6 +257,14 @@ async def config(request: web.Request, state: MockState) -> web.Response:
     return web.json_response({"config": state.config.to_dict()})
 
 
+async def config_patch(request: web.Request, state: MockState) -> web.Response:
+    try:
+        state.config = state.config.with_admin(await _body(request))
+    except ConfigError as exc:
+        raise AdminRequestError(str(exc), code="bad_setting", settable=list(ADMIN_KEYS)) from None
+    return web.json_response({"config": state.config.to_dict()})
+
+
 async def cassettes(request: web.Request, state: MockState) -> web.Response:
     # in a thread: listing loads every cassette that changed, and no load may hold up the server
     listed = await asyncio.get_running_loop().run_in_executor(None, _list_cassettes, state)
@@ -409,6 +420,7 @@ ROUTES: list[tuple[str, str, Callable[[web.Request, MockState], Any], str]] = [
     ("GET", "", index, "this list"),
     ("GET", "/", index, "this list"),
     ("GET", "/config", config, "the server's configuration (flags > MOCKREALTIME_* > defaults; keys redacted)"),
+    ("PATCH", "/config", config_patch, '{"on_divergence": "error" | "close"}: for the connections that follow, until reset'),
     ("GET", "/cassettes", cassettes, "the cassettes served, the default and the queue"),
     ("GET", "/cassettes/next", next_get, "the cassettes chosen for the next connections that name none"),
     ("POST", "/cassettes/next", next_post, '{"cassette": NAME, "connections": N | null (until reset)}'),
@@ -421,7 +433,7 @@ ROUTES: list[tuple[str, str, Callable[[web.Request, MockState], Any], str]] = [
     ("POST", "/journal/wait", journal_wait, "the same with a JSON body"),
     ("GET", "/divergences", divergences, "divergences; filters: connection, cassette"),
     ("GET", "/unplayed", unplayed, "what each recording still holds; filters: connection, cassette"),
-    ("POST", "/reset", reset, "forget connections and journals, rewind sessions, empty the queue"),
+    ("POST", "/reset", reset, "forget connections and journals, rewind sessions, empty the queue, restore the configuration"),
 ]
 
 ENDPOINTS = [

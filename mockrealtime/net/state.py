@@ -61,7 +61,8 @@ class MockState:
     """Per-app state: the cassettes, which session each takes next, and what connections did."""
 
     def __init__(self, config: ServerConfig) -> None:
-        self.config = config
+        #: Read at each upgrade; the admin API may replace it (``PATCH /__admin/config``), reset restores it.
+        self.config = self.started_with = config
         self.library = CassetteLibrary(config.cassettes, config.default_cassette)
         self.cursor = SessionCursor()
         self.connections: list[ConnectionReport] = []
@@ -94,6 +95,7 @@ class MockState:
         return report
 
     def reset(self) -> None:
+        self.config = self.started_with
         self._numbers.clear()
         self.cursor.reset()
         self.connections.clear()
