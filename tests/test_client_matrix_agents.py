@@ -46,7 +46,7 @@ NOT_DRIVABLE = {
     "missing_call_id": "the recording's point is a function_call_output without call_id (the API's "
                        "missing_required_parameter); openai-agents always answers a call with its call_id, so its "
                        "output is accepted and the next response.create meets a conversation the recorded model "
-                       "never saw (tests/test_client_matrix_agents.py checks that divergence is reported)",
+                       "never saw (the last test here shows that divergence, named)",
     "twilio_missing_call_id": "the phone form of missing_call_id: the same call_id-less output",
 }
 DRIVEN = [name for name in GA if name not in NOT_DRIVABLE]
