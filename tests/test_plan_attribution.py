@@ -90,3 +90,33 @@ def test_the_response_after_a_rejected_response_create_belongs_to_the_next_one()
     assert types(engine) == ["error"]
     engine.receive({"type": "response.create"}, 2)
     assert types(engine) == ["response.created", "response.done"]
+
+
+def refused_then_answered() -> ReplaySession:
+    return connected(
+        srv(0, "session.created", 1, session={"type": "realtime"}),
+        ev("client", 200, "response.create", event_id="rec_rc", response={"modalities": ["text"]}),
+        srv(201, "error", 2, error={"type": "invalid_request_error", "code": "unknown_parameter",
+                                    "message": "Unknown parameter: 'response.modalities'.", "param": "response.modalities",
+                                    "event_id": "rec_rc"}),
+        ev("client", 300, "response.create"),
+        *RESPONSE,
+        validator=ClientEventValidator("ga"),
+    )
+
+
+def test_a_valid_response_create_gets_the_response_not_the_error_recorded_for_a_refused_one():
+    """The recorded client's first response.create was refused by validation; a client whose first one
+    is valid gets the response the recording shows next, as the real API would answer it."""
+    engine = refused_then_answered()
+    engine.feed(json.dumps({"type": "response.create"}), 1)
+    assert types(engine) == ["response.created", "response.done"]
+    assert list(engine.divergences) == []
+
+
+def test_the_refused_response_create_itself_still_gets_the_recorded_error():
+    engine = refused_then_answered()
+    engine.feed(json.dumps({"type": "response.create", "response": {"modalities": ["text"]}}), 1)
+    assert types(engine) == ["error"]
+    engine.feed(json.dumps({"type": "response.create"}), 2)
+    assert types(engine) == ["response.created", "response.done"]

@@ -233,12 +233,17 @@ class ReplaySession(Outbox, Reporting):
 
     # -- triggers ------------------------------------------------------------------------------
 
-    def _next_response_turn(self) -> int | None:
+    def _next_response_turn(self, start: int | None = None) -> int | None:
         turns = self.plan.turns
-        i = self._turn
+        i = self._turn if start is None else start
         while i < len(turns) and turns[i].kind == "audio":
             i += 1
         return i if i < len(turns) and turns[i].kind == "response" else None
+
+    def _refused_by_validation(self, turn: Turn) -> bool:
+        """The recording shows the API refusing this trigger, and the validator refuses it too: a valid
+        live response.create is not that event (the real API would answer it)."""
+        return turn.error and turn.trigger is not None and self._invalid(turn.trigger.event)
 
     def _trigger(self, event: dict[str, Any], now_ms: float) -> None:
         refused = self.model.answer(event)
@@ -247,6 +252,8 @@ class ReplaySession(Outbox, Reporting):
             self._note(now_ms, event, "answered")
             return
         i = self._next_response_turn()
+        while i is not None and self._refused_by_validation(self.plan.turns[i]):
+            i = self._next_response_turn(i + 1)
         if i is None:
             self._diverge(event, None, (), now_ms)
             return
@@ -255,8 +262,8 @@ class ReplaySession(Outbox, Reporting):
         if diffs:
             self._diverge(event, turn, diffs, now_ms)
             return
-        for skipped in self.plan.turns[self._turn:i]:
-            self._open(skipped, now_ms, None)
+        for skipped in self.plan.turns[self._turn:i]:  # a refused trigger passed over: its error never goes out
+            self._open(skipped, now_ms, None, sends=not (skipped.kind == "response" and skipped.error))
         self._open(turn, now_ms, event)
         self._turn = i + 1
         self._note(now_ms, event, "matched", turn.index)
@@ -406,8 +413,9 @@ class ReplaySession(Outbox, Reporting):
             self._open(turn, now_ms, None)
             self._turn += 1
 
-    def _open(self, turn: Turn, now_ms: float, live: dict[str, Any] | None) -> None:
-        """Release a turn: the tails of recorded housekeeping the client never sent, then its sends."""
+    def _open(self, turn: Turn, now_ms: float, live: dict[str, Any] | None, sends: bool = True) -> None:
+        """Release a turn: the tails of recorded housekeeping the client never sent, then its sends
+        (unless not ``sends``: a refused trigger the live client never sent)."""
         for cue in turn.cues:
             if cue.index not in self._used:
                 self._used.add(cue.index)
@@ -418,6 +426,8 @@ class ReplaySession(Outbox, Reporting):
                         note=f"the client never sent the recorded {cue.type!r} (event {cue.index}) before {turn.label}"))
                 if cue.tail:
                     self._release(cue.tail, now_ms)
+        if not sends:
+            return
         owner: Any = _NO_OWNER
         cue_id = None
         if live is not None and turn.trigger is not None:
