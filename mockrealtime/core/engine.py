@@ -45,7 +45,6 @@ from mockrealtime.protocol.validation import ProtocolError, parse_client_frame
 
 __all__ = ["CloseFrame", "Divergence", "JournalEntry", "MISMATCH_CODE", "ReplaySession", "SessionCursor", "strip_audio"]
 
-_COMPACT = (",", ":")
 POLICIES = ("error", "close")
 #: Frames handed out per ``pop_due`` call at most when a batch size is given: the I/O layer yields
 #: to other connections in between, so no answer holds the loop.
@@ -54,8 +53,6 @@ BATCH = 256
 #: frames alive at once outgrow the allocator's free memory, and every batch then faults fresh pages
 #: in (measured: 9 us per frame rendered in lists of 256, 0.3 us in lists of 16).
 CHUNK = 16
-
-
 
 
 def _never(event: dict[str, Any]) -> bool:
