@@ -126,6 +126,10 @@ class ServerConfig:
     #: Seconds the server waits, with nothing due, for a client event the recording needs before it
     #: reports a stall (an error event, a journal entry and a failing test). 0 turns it off.
     stall_timeout_s: float = 10.0
+    #: Finished connections whose summary (journal, divergences, what was left unplayed) the admin
+    #: API keeps; older ones are forgotten (counted as ``forgotten``), so a long-running server stays
+    #: bounded. A pytest route's connections are kept while its test runs.
+    keep_finished: int = 1000
 
     # -- a test (the pytest plugin) ---------------------------------------------------------------
     #: Do not fail the test when the client leaves recorded events unplayed.
@@ -240,6 +244,8 @@ class ServerConfig:
             raise ConfigError("max_session_s must be positive")
         if self.on_divergence not in ("error", "close"):
             raise ConfigError(f"on_divergence {self.on_divergence!r} is not one of error, close")
+        if self.keep_finished < 0:
+            raise ConfigError("keep_finished must be 0 or more")
         if self.stall_timeout_s < 0:
             raise ConfigError("stall_timeout_s must be 0 (off) or more")
         if self.max_frame_bytes <= 0:

@@ -361,3 +361,43 @@ async def test_the_configuration_is_shown_as_resolved_with_keys_redacted(start_s
     assert (shown["pace"], shown["match"], shown["strict"], shown["record_mode"]) == (0.5, "type", True, "none")
     assert shown["api_key"] == "<redacted>" and shown["upstream_api_key"] is None
     assert "sk-admin-test-key" not in json.dumps(shown)
+
+
+async def closed(server, count: int) -> None:
+    """Wait until ``count`` connections have closed on the server (the close reaches it after the client's)."""
+    for _ in range(10_000):
+        if sum(not r.open for r in server.state.connections) + server.state.forgotten >= count:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("the connections did not close")
+
+
+async def test_a_long_running_server_keeps_a_bounded_summary_of_finished_connections(start_server):
+    server = await start_server(keep_finished=2)
+    for _ in range(4):
+        await first_event(server, server.base_url("hello"))
+    await closed(server, 4)
+    async with aiohttp.ClientSession(base_url=server.http_url) as http:
+        async with http.get("/__admin/connections") as resp:
+            summary = await resp.json()
+        async with http.get("/__admin/connections/0") as resp:
+            assert resp.status == 404
+        async with http.get("/__admin/connections/3") as resp:
+            detail = await resp.json()
+    assert ([c["id"] for c in summary["connections"]], summary["forgotten"]) == ([2, 3], 2)
+    assert (detail["open"], detail["journal"], detail["unplayed"][0]["type"]) == (False, [], "response.create")
+    # what stays is a summary: no socket, no replay state
+    report = server.state.connections[-1]
+    assert report.socket is None and not hasattr(report.engine, "plan") and not hasattr(report.engine, "model")
+
+
+async def test_a_running_tests_finished_connections_are_not_forgotten(start_server):
+    server = await start_server(keep_finished=1)
+    server.state.library.register("mine", [BUNDLED.resolve("hello", "ga").path])
+    server.state.routes["mine"] = server.state.config  # a test's route, registered while it runs
+    await first_event(server, server.base_url("hello"))
+    await closed(server, 1)
+    for n in range(3):
+        await first_event(server, f"{server.ws_url}/c/mine/v1")
+        await closed(server, 2 + n)
+    assert ([r.route for r in server.state.connections], server.state.forgotten) == (["mine"] * 3, 1)

@@ -221,3 +221,11 @@ def test_an_event_that_differs_beside_its_event_id_still_reports_the_field():
             "item": {"type": "message", "role": "system", "content": [{"type": "input_text", "text": "hi"}]}}
     diffs = matcher.differences(recorded, live)
     assert [(d.path, d.expected, d.received) for d in diffs] == [("item.role", "user", "system")]
+
+
+def test_matchers_are_built_once_per_set_of_layers_and_shared():
+    # a server asks for one per connection: each build kept ~4 KB alive per finished connection
+    assert Matcher.build(None, None) is Matcher.build(None, {})
+    custom = {"mode": "type"}
+    assert Matcher.build({"rules": {"x": ["a"]}}, custom) is Matcher.build({"rules": {"x": ["a"]}}, dict(custom))
+    assert Matcher.build(None, custom).mode == "type" and Matcher.build(None, None).mode == "default"

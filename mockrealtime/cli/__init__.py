@@ -34,7 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
         admin=False if args.no_admin else None, admin_token=args.admin_token,
         allowed_origins=",".join(args.allowed_origin) or None,
         tls=True if args.tls else None, certfile=args.certfile, keyfile=args.keyfile,
-        on_divergence=args.on_divergence, stall_timeout_s=args.stall_timeout,
+        on_divergence=args.on_divergence, stall_timeout_s=args.stall_timeout, keep_finished=args.keep_finished,
     )
     tls = None
     if wants_tls(config):
@@ -256,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--keyfile", default=None, metavar="PEM", help="the private key of --certfile, if not in it")
     serve.add_argument("--on-divergence", default=None, choices=("error", "close"), help="after a divergence's error event: go on (error, default) or close 4000")
     serve.add_argument("--stall-timeout", type=float, default=None, metavar="SECONDS", help="report a stall after this long waiting on a client event the recording needs (default 10; 0 = off)")
+    serve.add_argument("--keep-finished", type=int, default=None, metavar="N", help="finished connections the admin API keeps a summary of (default 1000; older ones are forgotten)")
     serve.set_defaults(func=_serve)
     record = sub.add_parser("record", parents=[common], help="relay clients to the real Realtime API and record a cassette")
     record.add_argument("--output", "-o", default=None, metavar="PATH", help="cassette to write (NAME.yaml); every connection becomes one of its sessions")

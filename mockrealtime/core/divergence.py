@@ -156,6 +156,55 @@ class DivergenceStore(list):
         return True
 
 
+class JournalSnapshot(tuple):
+    """A finished connection's journal: its entries, frozen, and how many fell out of the ring."""
+
+    dropped = 0  # set on the instance only when some did (no dict otherwise)
+
+
+_NO_DIVERGENCES = DivergenceStore(0)
+
+
+class FinishedReplay:
+    """What the server keeps about a finished replay, in place of its engine: the journal, the
+    divergences, what the recording still held, and shared references to the cassette and matcher.
+    Read like the engine (``journal``, ``divergences``, ``unplayed()``...); it holds no replay state."""
+
+    __slots__ = ("cassette", "session_index", "dialect", "pace", "strict", "matcher", "connection", "journal",
+                 "divergences", "stalled", "_ahead")
+
+    closed = True
+
+    def __init__(self, engine: Any) -> None:
+        self.cassette = engine.cassette
+        self.session_index, self.dialect, self.connection = engine.session_index, engine.dialect, engine.connection
+        self.pace, self.strict, self.matcher, self.stalled = engine.pace, engine.strict, engine.matcher, engine.stalled
+        journal = JournalSnapshot(engine.journal)
+        if engine.journal.dropped:
+            journal.dropped = engine.journal.dropped
+        self.journal = journal
+        self.divergences = engine.divergences if engine.divergences or engine.divergences.dropped else _NO_DIVERGENCES
+        self._ahead = engine._ahead()  # positions into the shared plan, not a list of what they hold
+
+    def unplayed(self) -> list[dict[str, Any]]:
+        return _unplayed(*self._ahead)
+
+
+def _unplayed(turns: list[Turn], start: int, unsent: frozenset[int] | None, runs: list[tuple[list[Any], int]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for turn in turns[start:]:
+        if unsent is not None:
+            out.extend({"event_index": c.index, "direction": "client", "type": c.type} for c in turn.cues if c.index in unsent)
+        if turn.kind == "response":
+            out.append({"event_index": turn.index, "direction": "client", "type": TRIGGER})
+        elif turn.kind == "audio":
+            out.append({"event_index": turn.index, "direction": "client", "type": AUDIO_APPEND, "until_audio_ms": turn.audio_ms})
+        out.extend({"event_index": i, "direction": "server", "type": ev.type} for i, ev in turn.sends)
+    for sends, pos in runs:
+        out.extend({"event_index": i, "direction": "server", "type": ev.type} for i, ev in sends[pos:])
+    return out
+
+
 class Reporting:
     """What a ReplaySession reports: divergences, stalls, what is left unplayed; a mixin over its state."""
 
@@ -230,28 +279,26 @@ class Reporting:
     def unplayed(self) -> list[dict[str, Any]]:
         """What the recording still held: triggers never reached, model output never sent (and in
         strict mode, recorded housekeeping the client never sent)."""
-        out: list[dict[str, Any]] = []
-        for turn in self.plan.turns[self._turn:]:
-            if self.strict:
-                out.extend({"event_index": c.index, "direction": "client", "type": c.type}
-                           for c in turn.cues if c.index not in self._used)
-            if turn.kind == "response":
-                out.append({"event_index": turn.index, "direction": "client", "type": TRIGGER})
-            elif turn.kind == "audio":
-                out.append({"event_index": turn.index, "direction": "client", "type": AUDIO_APPEND, "until_audio_ms": turn.audio_ms})
-            out.extend({"event_index": i, "direction": "server", "type": ev.type} for i, ev in turn.sends)
-        for run in self._runs:
-            out.extend({"event_index": i, "direction": "server", "type": ev.type} for i, ev in run.sends[run.pos:])
-        return out
+        return _unplayed(*self._ahead())
 
-    def release(self) -> None:
-        """The connection closed: free the replay state, keep the journal, divergences and what was unplayed."""
-        left = self.unplayed()
-        self.unplayed = lambda: left  # type: ignore[method-assign]
+    def _ahead(self) -> tuple[list[Turn], int, frozenset[int] | None, list[tuple[list[Any], int]]]:
+        """What :meth:`unplayed` lists, as positions into the shared plan: the turns from the next
+        one, the cues never sent (strict), the rest of each queued run."""
+        turns = self.plan.turns
+        unsent = None
+        if self.strict:
+            unsent = frozenset(c.index for t in turns[self._turn:] for c in t.cues if c.index not in self._used)
+        return turns, self._turn, unsent, [(run.sends, run.pos) for run in self._runs]
+
+    def release(self) -> FinishedReplay:
+        """The connection closed: free the replay state; what is worth keeping about it, small."""
+        finished = FinishedReplay(self)
+        self.unplayed = finished.unplayed  # type: ignore[method-assign]
         self._runs.clear()
         self._now.clear()
         self.model = SessionModel(self.dialect)
         self._override.clear()
+        return finished
 
     def _error(self, code: str, message: str, client_event_id: Any, now_ms: float) -> None:
         self.send_synthesized({"type": "error", "event_id": self.new_event_id(), "error": {

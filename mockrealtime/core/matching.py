@@ -135,6 +135,11 @@ class FieldDiff:
     matched_on: bool  # the difference is on a path the rules compare (it caused the mismatch)
 
 
+#: Matchers built, by their layers as JSON (oldest first): a server builds one per connection.
+_BUILT: dict[str, Matcher] = {}
+_BUILT_LIMIT = 64
+
+
 @dataclasses.dataclass(frozen=True)
 class Matcher:
     """Compiled matching rules; cheap to share."""
@@ -148,7 +153,23 @@ class Matcher:
         cls,
         *layers: Mapping[str, Any] | None,
     ) -> Matcher:
-        """Defaults, then each layer (cassette ``matching:`` block, per-call override) on top."""
+        """Defaults, then each layer (cassette ``matching:`` block, per-call override) on top.
+
+        Built once per distinct set of layers and shared (every connection asks for one)."""
+        try:
+            key = json.dumps(layers, sort_keys=True) if any(layers) else ""
+        except (TypeError, ValueError):
+            return cls._build(*layers)
+        found = _BUILT.get(key)
+        if found is None:
+            found = cls._build(*layers)
+            if len(_BUILT) >= _BUILT_LIMIT:
+                _BUILT.pop(next(iter(_BUILT)))
+            _BUILT[key] = found
+        return found
+
+    @classmethod
+    def _build(cls, *layers: Mapping[str, Any] | None) -> Matcher:
         mode = "default"
         rules: dict[str, tuple[str, ...]] = dict(DEFAULT_RULES)
         ignore = list(DEFAULT_IGNORE)

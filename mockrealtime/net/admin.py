@@ -14,7 +14,7 @@ only reads it, except for the cassette queue (``chosen``), the settings marked `
     GET    /__admin/cassettes/next        the queue of cassettes chosen for the next connections
     POST   /__admin/cassettes/next        {"cassette": NAME, "connections": N | null}: add to it
     DELETE /__admin/cassettes/next        empty it
-    GET    /__admin/connections           one summary per connection
+    GET    /__admin/connections           one summary per connection (the last ``keep_finished`` finished ones)
     GET    /__admin/connections/{id}      one connection: journal, divergences, unplayed
     GET    /__admin/connections/{id}/timeline.html   the same as a page, above the recording it replays
     GET    /__admin/journal               client events of every connection (filters in the query)
@@ -319,7 +319,7 @@ async def next_delete(request: web.Request, state: MockState) -> web.Response:
 
 
 async def connections(request: web.Request, state: MockState) -> web.Response:
-    return _respond({"connections": [_summary(r) for r in state.connections]})
+    return _respond({"connections": [_summary(r) for r in state.connections], "forgotten": state.forgotten})
 
 
 async def connection(request: web.Request, state: MockState) -> web.Response:

@@ -97,9 +97,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
                            connection=state.number(name or cassette.label), on_divergence=settings.on_divergence,
                            validator=state.validators.get(dialect), as_bytes=True)
     ws.render_error = lambda error: json.dumps(error.to_event(None, engine.new_event_id()))
-    report = ConnectionReport(len(state.connections), cassette.label, session_index, dialect, request.path, engine,
-                              route=name, socket=ws, minted_key=minted is not None)
-    state.connections.append(report)
+    report = state.add_connection(cassette.label, session_index, dialect, request.path, engine, name, ws, minted is not None)
     if episode is not None:
         episode.report_id = report.id
     await ws.prepare(request)
@@ -111,15 +109,12 @@ async def realtime(request: web.Request) -> web.StreamResponse:
             await episode.go_live(ws, request, engine, diverging)
     finally:
         state.sockets.discard(ws)
-        engine.release()
-        report.open = False
-        report.close_code = ws.close_code
-        state.journal_changed()
-        unplayed = engine.unplayed()
-        if engine.divergences or unplayed:
+        unfinished = not engine.finished
+        state.finish(report, ws.close_code)  # the engine's replay state is freed; a summary stays
+        if log.isEnabledFor(logging.INFO) and (engine.divergences or unfinished):
             log.info(
                 "= connection %d closed: %d divergence(s), %d recorded event(s) unplayed",
-                report.id, len(engine.divergences), len(unplayed),
+                report.id, len(engine.divergences), len(report.engine.unplayed()),
             )
     return ws
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import ctypes
 import dataclasses
 import gc
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from mockrealtime.config import ServerConfig
 from mockrealtime.core.cassette_queue import CassetteQueue
+from mockrealtime.core.divergence import FinishedReplay
 from mockrealtime.core.engine import ReplaySession, SessionCursor
 from mockrealtime.core.ephemeral import KeyStore
 from mockrealtime.core.events import BETA, GA
@@ -22,14 +24,19 @@ from mockrealtime.protocol import ClientEventValidator
 
 @dataclasses.dataclass
 class ConnectionReport:
-    """What one connection did: kept for the fixture and the admin API."""
+    """What one connection did: kept for the fixture and the admin API.
+
+    While the connection is open, ``engine`` is its replay engine and ``socket`` its WebSocket; at
+    close (:meth:`MockState.finish`) the engine gives way to a :class:`FinishedReplay` (journal,
+    divergences, unplayed) and the socket is let go, so a finished connection costs little.
+    """
 
     id: int
     cassette: str
     session: int
     dialect: str
     path: str
-    engine: ReplaySession
+    engine: ReplaySession | FinishedReplay
     open: bool = True
     close_code: int | None = None
     #: The /c/<name>/ the client connected to, when it named one (the pytest plugin's per-test route).
@@ -66,6 +73,10 @@ class MockState:
         self.library = CassetteLibrary(config.cassettes, config.default_cassette)
         self.cursor = SessionCursor()
         self.connections: list[ConnectionReport] = []
+        #: Finished connections dropped from ``connections`` (beyond ``config.keep_finished``) since reset.
+        self.forgotten = 0
+        self._finished: collections.deque[ConnectionReport] = collections.deque()  # oldest first
+        self._next_id = 0
         self._numbers: dict[str, int] = {}  # per route or cassette: connection numbers, for deterministic ids
         self.sockets: set[web.WebSocketResponse] = set()
         # without validation, the validator still refuses wrong JSON types (what the engine cannot read)
@@ -89,16 +100,46 @@ class MockState:
         return n
 
     def add_connection(self, cassette: str, session: int, dialect: str, path: str, engine: ReplaySession,
-                       route: str | None, socket: web.WebSocketResponse) -> ConnectionReport:
-        report = ConnectionReport(len(self.connections), cassette, session, dialect, path, engine, route=route, socket=socket)
+                       route: str | None, socket: web.WebSocketResponse, minted_key: bool = False) -> ConnectionReport:
+        report = ConnectionReport(self._next_id, cassette, session, dialect, path, engine, route=route, socket=socket,
+                                  minted_key=minted_key)
+        self._next_id += 1
         self.connections.append(report)
         return report
+
+    def finish(self, report: ConnectionReport, close_code: int | None) -> None:
+        """The connection closed: keep a summary of it, and forget the oldest finished ones beyond
+        ``keep_finished`` (but not those of a test still running: its route is registered)."""
+        engine = report.engine
+        if isinstance(engine, ReplaySession):
+            report.engine = engine.release()
+        report.open, report.close_code, report.socket = False, close_code, None
+        self._finished.append(report)
+        if len(self._finished) > self.config.keep_finished:
+            self._forget()
+        self.journal_changed()
+
+    def _forget(self) -> None:
+        keep, kept, dropped = self.config.keep_finished, collections.deque[ConnectionReport](), set()
+        while len(self._finished) > keep:
+            old = self._finished.popleft()
+            if old.route is not None and old.route in self.routes:
+                kept.append(old)  # a running test reads it when it ends
+            else:
+                dropped.add(id(old))
+        self._finished.extendleft(reversed(kept))
+        if dropped:
+            self.connections = [r for r in self.connections if id(r) not in dropped]
+            self.forgotten += len(dropped)
 
     def reset(self) -> None:
         self.config = self.started_with
         self._numbers.clear()
         self.cursor.reset()
         self.connections.clear()
+        self._finished.clear()
+        self.forgotten = 0
+        self._next_id = 0
         self.chosen.clear()
         self.rest_calls.clear()
         self.journal_changed()
