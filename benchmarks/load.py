@@ -42,7 +42,7 @@ def rss_kib():
     return status_kib("VmRSS")
 
 from mockrealtime.core import cassette
-from mockrealtime.core.engine import build_plan
+from mockrealtime.core.plan import plan_for
 rest = rss_kib()
 peak_before = status_kib("VmHWM")
 t0, cpu0 = time.perf_counter(), time.process_time()
@@ -53,7 +53,7 @@ peak = status_kib("VmHWM")
 c.sessions[0].core
 t2 = time.perf_counter()
 built = rss_kib()
-build_plan(c, 0)
+plan_for(c, 0, warm=True)  # as the server does for the first connection
 t3 = time.perf_counter()
 planned = rss_kib()
 print(json.dumps({"load_ms": (t1 - t0) * 1000, "load_cpu_ms": (cpu1 - cpu0) * 1000, "build_ms": (t2 - t1) * 1000, "plan_ms": (t3 - t2) * 1000,

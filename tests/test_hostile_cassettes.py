@@ -96,7 +96,8 @@ def test_a_malformed_wav_is_a_format_error_naming_the_sidecar(tmp_path, blob, me
 
 @pytest.mark.parametrize(
     ("chunk_bytes", "where", "message"),
-    [("4 4.5", "chunk_bytes", "whole numbers separated by spaces"), ("4 x", "chunk_bytes", "does not match")],
+    [("4 4.5", "chunk_bytes", "whole numbers separated by spaces"), ("4.5 4.5", "chunk_bytes", "whole numbers separated by spaces"),
+     ("4 x", "chunk_bytes", "does not match")],
 )
 def test_packed_numbers_that_are_not_numbers_are_a_format_error(tmp_path, chunk_bytes, where, message):
     # "4 4.5" passed the schema and raised ValueError from int() before
