@@ -37,17 +37,27 @@ def serve_forever(app: web.Application, port_queue: multiprocessing.Queue) -> No
 
 async def measure_push(url: str) -> tuple[float, int]:
     """Frames/s received after one response.create, up to response.done; and the frame count."""
+    rate, n, _ = await measure_answer(url)
+    return rate, n
+
+
+async def measure_answer(url: str) -> tuple[float, int, float]:
+    """One response.create: frames/s received up to response.done, the frame count, and the
+    microseconds from sending it to the first frame back."""
     async with aiohttp.ClientSession() as http, http.ws_connect(url, compress=0, max_msg_size=0) as ws:
         await ws.receive()  # session.created
         t0 = time.perf_counter()
         await ws.send_str('{"type":"response.create"}')
         n = 0
+        first = 0.0
         while True:
             msg = await ws.receive()
+            if not n:
+                first = (time.perf_counter() - t0) * 1e6
             n += 1
             if '"response.done"' in msg.data[:40]:
                 break
-        return n / (time.perf_counter() - t0), n
+        return n / (time.perf_counter() - t0), n, first
 
 
 async def measure_latency(url: str, rounds: int, headers: dict[str, str] | None = None) -> list[float]:

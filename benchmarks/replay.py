@@ -1,21 +1,26 @@
 """Replay speed against a bare aiohttp server, in one run, as ratios.
 
-    python benchmarks/replay.py [--minutes 10] [--rounds 2000] [--repeat 3] [--warm 3]
+    python benchmarks/replay.py [--minutes 10] [--rounds 2000] [--repeat 3] [--warm 3] [--answer-frames 6000]
 
-Two figures:
+Three figures:
 
 * push rate: one client event releases a long spoken answer (audio and transcript deltas); frames/s
   the client receives. The bare server pushes the same pre-serialised frames on any message.
 * request -> first frame latency: the client sends ``conversation.item.create`` and waits for the
   answer, ``rounds`` times; p50 and p99. The bare server answers each message with one stored frame.
   mockrealtime validates the event, matches it against the cassette and echoes ids on this path.
+* first frame of a long answer: ``response.create`` -> the first frame of a 6,000-frame answer
+  (5 minutes of speech), cold (the first request for that cassette in the process) and warm (the
+  median of the ``warm`` requests after it). mockrealtime streams an answer from positions into
+  its plan, so this must not grow with the answer's length.
 
 Each server runs in its own process so the client's work does not share its event loop, and each
 run starts fresh processes of both (alternating): the first push and latency batch after start are
 reported as *cold* (mockrealtime builds a frame's text the first time it sends it), the ones after
 as *warm*. Figures are medians (min-max) over the runs, and ratios are taken within a run. The
 cassettes live in a temporary folder removed at the end. Cassette load: benchmarks/load.py.
-Targets (issues #2, #14): push >= 0.8x bare cold and warm, p50 <= bare + 50 us, p99 <= 1.5x bare.
+Targets (issues #2, #14): push >= 0.8x bare cold and warm, p50 <= bare + 50 us, p99 <= 1.5x bare,
+first frame of a 6,000-frame answer <= 1 ms cold and warm.
 ``MOCKREALTIME_BENCH_LOOP=uvloop`` runs both servers on uvloop (``pip install uvloop``), to compare loops.
 """
 
@@ -39,10 +44,10 @@ from mockrealtime.core import cassette as _cassette  # noqa: E402
 from mockrealtime.core.cassette_writer import save  # noqa: E402
 from mockrealtime.core.cassette import Cassette, Close, RecordedEvent, Session  # noqa: E402
 
-from _loopback import measure_latency, measure_push, pct, serve_forever  # noqa: E402
+from _loopback import measure_answer, measure_latency, measure_push, pct, serve_forever  # noqa: E402
 
 
-def monologue(minutes: float) -> Cassette:
+def monologue(minutes: float, name: str = "monologue") -> Cassette:
     """One response.create answered by `minutes` of speech: 100 ms audio deltas + transcript deltas."""
     chunk = base64.b64encode(os.urandom(4800)).decode()
     events = [RecordedEvent.make("server", 0, {"type": "session.created", "event_id": "event_" + "0" * 21, "session": {"type": "realtime"}})]
@@ -57,7 +62,7 @@ def monologue(minutes: float) -> Cassette:
             events.append(RecordedEvent.make("server", t, {"type": body.pop("type"), "event_id": f"event_{n:021d}", **body}))
             t += 0.5
     events.append(RecordedEvent.make("server", t, {"type": "response.done", "event_id": "event_done" + "0" * 17, "response": {"id": "resp_1", "status": "completed", "output": []}}))
-    return Cassette(name="monologue", dialect="ga", sessions=[Session(events, Close("client", 1000, ""))])
+    return Cassette(name=name, dialect="ga", sessions=[Session(events, Close("client", 1000, ""))])
 
 
 BETA = {"OpenAI-Beta": "realtime=v1"}
@@ -80,17 +85,19 @@ def pingpong(rounds: int) -> Cassette:
 
 def run_bare(directory: str, port_queue: multiprocessing.Queue) -> None:
     """The reference: an aiohttp server that sends stored frames, doing nothing else."""
-    mono = [e.text for e in _cassette.load(os.path.join(directory, "monologue.yaml")).sessions[0].events if e.direction.value == "server"]
-    pong = [e.text for e in _cassette.load(os.path.join(directory, "pingpong.yaml")).sessions[0].events if e.direction.value == "server"]
+    def frames(name: str) -> list[str]:
+        return [e.text for e in _cassette.load(os.path.join(directory, name + ".yaml")).sessions[0].events if e.direction.value == "server"]
+
+    stored = {name: frames(name) for name in ("monologue", "answer", "pingpong")}
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(compress=False, max_msg_size=0)
         await ws.prepare(request)
-        frames = mono if request.match_info["name"] == "monologue" else pong
+        frames = stored[request.match_info["name"]]
         await ws.send_str(frames[0])
         i = 1
         async for _msg in ws:
-            if frames is mono:
+            if frames is not stored["pingpong"]:
                 for f in frames[1:]:
                     await ws.send_str(f)
             else:
@@ -126,11 +133,14 @@ def measure_server(target, directory: str, rounds: int, warm_runs: int) -> dict[
         for _ in range(warm_runs):
             pushes.append(asyncio.run(measure_push(url + "/c/monologue/v1/realtime"))[0])
             lat += asyncio.run(measure_latency(url + "/c/pingpong/v1/realtime", rounds, BETA))
+        _, answer_frames, cold_first = asyncio.run(measure_answer(url + "/c/answer/v1/realtime"))
+        firsts = [asyncio.run(measure_answer(url + "/c/answer/v1/realtime"))[2] for _ in range(warm_runs)]
     finally:
         proc.terminate()
         proc.join()
     return {"cold_push": cold_push, "warm_push": statistics.median(pushes), "frames": frames,
-            "cold_p50": pct(cold_lat, 0.5), "p50": pct(lat, 0.5), "p99": pct(lat, 0.99)}
+            "cold_p50": pct(cold_lat, 0.5), "p50": pct(lat, 0.5), "p99": pct(lat, 0.99),
+            "cold_first": cold_first, "warm_first": statistics.median(firsts), "answer_frames": answer_frames}
 
 
 def spread(values: list[float], fmt: str = "{:.0f}") -> str:
@@ -143,12 +153,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2000, help="request/answer round trips per latency batch")
     parser.add_argument("--repeat", type=int, default=3, help="fresh server processes of each kind")
     parser.add_argument("--warm", type=int, default=3, help="warm pushes and latency batches per process")
+    parser.add_argument("--answer-frames", type=int, default=6000, help="frames of the answer whose first frame is timed")
     args = parser.parse_args()
 
     runs: dict[str, list[dict[str, float]]] = {"bare": [], "mock": []}
     with tempfile.TemporaryDirectory(prefix="mockrealtime-replay-") as tmp:
         save(monologue(args.minutes), os.path.join(tmp, "monologue.yaml"))
         save(pingpong(args.rounds), os.path.join(tmp, "pingpong.yaml"))
+        save(monologue(args.answer_frames / 1200, "answer"), os.path.join(tmp, "answer.yaml"))
         for _ in range(args.repeat):  # alternate, so drift in the machine hits both alike
             runs["bare"].append(measure_server(run_bare, tmp, args.rounds, args.warm))
             runs["mock"].append(measure_server(run_mock, tmp, args.rounds, args.warm))
@@ -176,6 +188,10 @@ def main() -> int:
           f"difference {spread(diff('p50'), '{:+.1f}')} us (target <= +50 us)")
     print(f"  warm p99       bare {spread(col(bare, 'p99'))}   mockrealtime {spread(col(mock, 'p99'))}   "
           f"ratio {spread(ratio('p99'), '{:.2f}')}x (target <= 1.5x)")
+    print(f"response.create -> first frame of a {int(mock[0]['answer_frames'])}-frame answer, us")
+    for label, key in (("cold (first request after start)", "cold_first"), (f"warm (median of {args.warm} more)", "warm_first")):
+        print(f"  {label:34s} bare {spread(col(bare, key))}   mockrealtime {spread(col(mock, key))}   "
+              f"difference {spread(diff(key), '{:+.0f}')} us (target <= 1000 us)")
     print("cassette load times: python benchmarks/load.py")
     return 0
 
