@@ -7,7 +7,12 @@ Each run starts a fresh server process of each kind (alternating) and reads its 
 
 1. *finished*: ``sessions`` connections one after another, each a complete tool round trip
    (``conversation.item.create`` -> answer, ``response.create`` -> answer), then closed by the
-   client: RSS growth per session is what a finished session leaves behind.
+   client, after as many to warm up: RSS growth per session is what a finished session leaves
+   behind. The warm-up matters: ``serve`` collects cyclic garbage rarely (see
+   ``settle_gc_for_serving``), so over the first thousand connections RSS grows by ~10 KiB each
+   whatever is kept, and then stops. mockrealtime runs with ``keep_finished`` above the count, so
+   every finished connection's summary is still kept when RSS is read (by default a server keeps
+   1,000 and forgets older ones, so beyond that nothing grows).
 2. *idle*: ``sessions`` connections open at once, each after its ``session.created``.
 3. *mid-replay*: ``sessions`` connections at once, each replaying a 60 s spoken answer at pace 1
    (recorded timing: a 100 ms audio delta and a transcript delta every 100 ms), measured once each
@@ -125,7 +130,7 @@ def run_mock(directory: str, port_queue: multiprocessing.Queue) -> None:
     from mockrealtime.config import ServerConfig
     from mockrealtime.net.server import make_app, settle_gc_for_serving
 
-    app = make_app(ServerConfig(cassettes=directory, port=0, pace=1.0))
+    app = make_app(ServerConfig(cassettes=directory, port=0, pace=1.0, keep_finished=1_000_000))
     settle_gc_for_serving()  # as `mockrealtime serve` does
     serve_forever(app, port_queue)
 
@@ -154,7 +159,8 @@ async def steps(url: str, pid: int, n: int) -> dict[str, float]:
     out: dict[str, float] = {}
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
-        await one_roundtrip(http, url)  # warm: cassettes loaded, code paths run once
+        for _ in range(n):  # warm: cassettes loaded, code paths run, the collector's garbage at its steady level
+            await one_roundtrip(http, url)
         await asyncio.sleep(0.2)
         before = rss(pid)
         for _ in range(n):

@@ -130,6 +130,9 @@ class ServerConfig:
     #: API keeps; older ones are forgotten (counted as ``forgotten``), so a long-running server stays
     #: bounded. A pytest route's connections are kept while its test runs.
     keep_finished: int = 1000
+    #: MiB of serialised frames the process keeps to replay cassettes (shared by every connection;
+    #: frames beyond it, the audio of long calls mostly, are serialised each time they are sent).
+    frame_cache_mb: int = 256
 
     # -- a test (the pytest plugin) ---------------------------------------------------------------
     #: Do not fail the test when the client leaves recorded events unplayed.
@@ -246,6 +249,8 @@ class ServerConfig:
             raise ConfigError(f"on_divergence {self.on_divergence!r} is not one of error, close")
         if self.keep_finished < 0:
             raise ConfigError("keep_finished must be 0 or more")
+        if self.frame_cache_mb < 0:
+            raise ConfigError("frame_cache_mb must be 0 or more")
         if self.stall_timeout_s < 0:
             raise ConfigError("stall_timeout_s must be 0 (off) or more")
         if self.max_frame_bytes <= 0:

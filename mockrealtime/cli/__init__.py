@@ -35,6 +35,7 @@ def _serve(args: argparse.Namespace) -> int:
         allowed_origins=",".join(args.allowed_origin) or None,
         tls=True if args.tls else None, certfile=args.certfile, keyfile=args.keyfile,
         on_divergence=args.on_divergence, stall_timeout_s=args.stall_timeout, keep_finished=args.keep_finished,
+        frame_cache_mb=args.frame_cache_mb,
     )
     tls = None
     if wants_tls(config):
@@ -257,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--on-divergence", default=None, choices=("error", "close"), help="after a divergence's error event: go on (error, default) or close 4000")
     serve.add_argument("--stall-timeout", type=float, default=None, metavar="SECONDS", help="report a stall after this long waiting on a client event the recording needs (default 10; 0 = off)")
     serve.add_argument("--keep-finished", type=int, default=None, metavar="N", help="finished connections the admin API keeps a summary of (default 1000; older ones are forgotten)")
+    serve.add_argument("--frame-cache-mb", type=int, default=None, metavar="MIB", help="serialised frames kept for replays (default 256; beyond it frames are serialised when sent)")
     serve.set_defaults(func=_serve)
     record = sub.add_parser("record", parents=[common], help="relay clients to the real Realtime API and record a cassette")
     record.add_argument("--output", "-o", default=None, metavar="PATH", help="cassette to write (NAME.yaml); every connection becomes one of its sessions")

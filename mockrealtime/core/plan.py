@@ -116,6 +116,18 @@ class Turn:
         return "nothing (end of the recording)"
 
 
+#: Bytes of serialised frames that all plans of the process together may keep (``frame_cache_mb``).
+#: A frame beyond it (the audio of long calls, mostly) is serialised again each time it is sent, so
+#: the memory a server holds for replays does not grow with the length of what it replays.
+FRAME_CACHE_BYTES = 256 * 1024 * 1024
+_cached_bytes = 0  # held now by the plans alive
+
+
+def frame_cache_used() -> int:
+    """Bytes of serialised frames the plans alive keep now."""
+    return _cached_bytes
+
+
 class Frame:
     """A recorded server event serialised once for every replay: its text split at the id slots
     (as str and as UTF-8 bytes), and what the session model reads from a delta."""
@@ -132,6 +144,10 @@ class Frame:
             self.content_index = ev.get("content_index") or 0
             self.delta = ev.get("delta") if self.delta_kind != 1 else None
 
+    def size(self) -> int:
+        """About the bytes it holds: the text twice (str and UTF-8) and an object per piece."""
+        return 2 * sum(map(len, self.bpieces)) + 120 * len(self.pieces) + 100
+
 
 #: Deltas the session model reads on a fast path: 1 audio, 2 text, 3 function arguments.
 DELTA_KINDS = {t: 1 for t in AUDIO_DELTA_TYPES} | {
@@ -142,7 +158,7 @@ DELTA_KINDS = {t: 1 for t in AUDIO_DELTA_TYPES} | {
 class Plan:
     """The compiled session: connect sends, turns, and the shared serialised frames."""
 
-    __slots__ = ("connect", "turns", "close", "cue_indices", "frames", "dialect")
+    __slots__ = ("connect", "turns", "close", "cue_indices", "frames", "dialect", "cached_bytes")
 
     def __init__(self, connect: list[tuple[int, RecordedEvent]], turns: list[Turn], close: Any, dialect: str) -> None:
         self.connect = connect
@@ -151,23 +167,39 @@ class Plan:
         self.dialect = dialect
         self.cue_indices = {c.index for t in turns for c in t.cues} | {t.index for t in turns if t.kind == "response"}
         self.frames: dict[int, Frame] = {}
+        self.cached_bytes = 0
+
+    def __del__(self) -> None:
+        global _cached_bytes
+        if self.cached_bytes and _cached_bytes is not None:  # (None: the interpreter is shutting down)
+            _cached_bytes -= self.cached_bytes
 
     def frame(self, index: int, ev: RecordedEvent) -> Frame:
-        """The event serialised with id slots; built once per cassette, shared by all replays."""
+        """The event serialised with id slots; built once per cassette and shared by all replays
+        while :data:`FRAME_CACHE_BYTES` lasts, built each time it is sent beyond it."""
+        global _cached_bytes
         found = self.frames.get(index)
         if found is None:
-            found = self.frames[index] = Frame(ev)
+            found = Frame(ev)
+            size = found.size()
+            if _cached_bytes + size <= FRAME_CACHE_BYTES:
+                _cached_bytes += size
+                self.cached_bytes += size
+                self.frames[index] = found
         return found
 
     def pieces(self, index: int, ev: RecordedEvent) -> list[str]:
         return self.frame(index, ev).pieces
 
     def warm(self) -> None:
-        """Serialise every frame now (a server does it at start so the first replay is not slower)."""
+        """Serialise every frame now (a server does it at start so the first replay is not slower),
+        as far as :data:`FRAME_CACHE_BYTES` allows."""
         for i, ev in self.connect:
             self.frame(i, ev)
         for turn in self.turns:
             for i, ev in turn.sends:
+                if _cached_bytes >= FRAME_CACHE_BYTES:
+                    return  # the rest is serialised when sent
                 self.frame(i, ev)
             for cue in turn.cues:
                 for i, ev in (*cue.answers, *cue.tail):

@@ -23,6 +23,7 @@ from mockrealtime.core.ephemeral import websocket_refusal
 from mockrealtime.core.policy import expiry, presented_key, refusal
 from mockrealtime.core.recording import negotiate_dialect
 from mockrealtime.errors import CassetteError, CassetteNotFoundError, ConfigError
+from mockrealtime.core import plan as _plan
 from mockrealtime.core.matching import Matcher
 from mockrealtime.core.plan import plan_for
 from mockrealtime.core.engine import BATCH, CHUNK, ReplaySession
@@ -260,6 +261,7 @@ def settle_gc_for_serving() -> None:
 def make_app(config: ServerConfig | None = None) -> web.Application:
     """The mockrealtime application: Realtime endpoints, cassette-prefixed paths and /healthz."""
     config = config or ServerConfig()
+    _plan.FRAME_CACHE_BYTES = config.frame_cache_mb * 1024 * 1024  # one budget per process: the plans are shared
     install_log_scrubbing()
     app = web.Application(middlewares=[admin_guard(config)] if config.admin_enabled else [])
     app[STATE] = MockState(config)
