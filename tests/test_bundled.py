@@ -7,6 +7,7 @@ import os
 import pytest
 
 from mockrealtime.cli import main
+from mockrealtime.core import cassette as _cassette
 from mockrealtime.core.events import Direction
 from mockrealtime.core.library import CassetteLibrary, bundled_cassette_dir
 
@@ -50,3 +51,12 @@ def test_every_bundled_cassette_comes_from_a_scenario_of_at_most_thirty_lines():
 
 def test_bundled_cassettes_are_byte_identical_to_what_their_scenarios_compile_to(capsys):
     assert main(["compile", "--check", "-o", bundled_cassette_dir(), *SCENARIO_FILES]) == 0, capsys.readouterr().out
+
+
+def test_serving_the_bundled_cassettes_parses_none_of_them_until_one_is_asked_for(monkeypatch):
+    # parsing all of them was most of `serve`'s start-up before its first /healthz
+    monkeypatch.setattr(_cassette, "_CACHE", {})
+    library = CassetteLibrary()
+    assert "hello" in library.names() and {"ga", "beta"} <= {d for c in library.available() for d in c["dialects"]}
+    assert _cassette._CACHE == {}
+    assert library.resolve("hello", "beta").dialect == "beta" and len(_cassette._CACHE) == 1
