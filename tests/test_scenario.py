@@ -247,3 +247,27 @@ def test_an_update_step_sends_the_model_it_names():
         assert [e["session"]["model"] for e in of(wire(c, "server"), "session.updated")] == [want, want]
         for event in wire(c, "client"):
             assert client_event_errors(event, dialect) == []
+
+
+def test_the_compile_cache_drops_what_was_not_used_for_a_week_beyond_the_most_recent(tmp_path, monkeypatch):
+    from mockrealtime.scenario import files
+
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(files, "cache_dir", lambda: str(cache))
+    monkeypatch.setattr(files, "CACHE_KEEP", 2)
+    monkeypatch.setattr(files, "_memo", {})
+    week = files.CACHE_MAX_AGE_S
+    for i, age in enumerate([10, 20, 30, week + 10, week + 20]):  # entries, by when last used
+        entry = cache / f"entry{i}"
+        entry.mkdir(parents=True)
+        os.utime(entry, (os.path.getmtime(entry) - age,) * 2)
+    crashed = cache / ".compiling-x"
+    crashed.mkdir()
+    os.utime(crashed, (os.path.getmtime(crashed) - 7200,) * 2)
+    source = tmp_path / "s.yaml"
+    source.write_text("scenario: 1\nsteps:\n  - user: Hi\n  - assistant: Hello there.\n")
+    compiled = files.compiled_files(str(source))  # compiling prunes
+    kept = sorted(p.name for p in cache.iterdir())
+    # the two most recent stay whatever their age (here: used within the week anyway), the rest
+    # of the week's too; older ones and the killed compile's folder go
+    assert kept == sorted(["entry0", "entry1", "entry2", os.path.basename(os.path.dirname(compiled[0]))])

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 
 import yaml
 
@@ -85,6 +86,47 @@ def compile_file(path: str, directory: str) -> list[str]:
     return write_cassettes(load_scenario(path), directory, path)
 
 
+#: Compiled scenarios kept in the cache: any used in the last ``CACHE_MAX_AGE_S``, and beyond that
+#: the ``CACHE_KEEP`` most recently used; older ones are removed when a scenario is compiled.
+CACHE_MAX_AGE_S = 7 * 24 * 3600
+CACHE_KEEP = 64
+#: A staging folder older than this belongs to a compile that was killed.
+_STAGING_MAX_AGE_S = 3600
+
+
+def prune_cache(now: float | None = None) -> list[str]:
+    """Remove compiled scenarios not used for ``CACHE_MAX_AGE_S`` beyond the ``CACHE_KEEP`` most
+    recently used (never one this process compiled or read), and leftovers of killed compiles;
+    returns what was removed."""
+    root = cache_dir()
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return []
+    now = time.time() if now is None else now
+    ours = {os.path.dirname(f) for _, files in _memo.values() for f in files}
+    entries = []
+    removed = []
+    for name in names:
+        full = os.path.join(root, name)
+        try:
+            age = now - os.stat(full).st_mtime
+        except OSError:
+            continue
+        if name.startswith("."):
+            if age > _STAGING_MAX_AGE_S:
+                shutil.rmtree(full, ignore_errors=True)
+                removed.append(full)
+        elif full not in ours:
+            entries.append((age, full))
+    entries.sort()
+    for age, full in entries[CACHE_KEEP:]:
+        if age > CACHE_MAX_AGE_S:
+            shutil.rmtree(full, ignore_errors=True)
+            removed.append(full)
+    return removed
+
+
 def cache_dir() -> str:
     """Per user, in the temporary directory: entries are content-addressed, so sharing is safe."""
     uid = os.getuid() if hasattr(os, "getuid") else "user"
@@ -119,8 +161,14 @@ def compiled_files(path: str) -> list[str]:
     target = os.path.join(cache_dir(), _fingerprint(path, scenario))
     names = [cassette_file_name(scenario.name, d) for d in scenario.dialects]
     files = [os.path.join(target, n) for n in names]
-    if not all(os.path.isfile(f) for f in files):
+    if all(os.path.isfile(f) for f in files):
+        try:
+            os.utime(target)  # used now: pruning goes by last use
+        except OSError:
+            pass
+    else:
         os.makedirs(cache_dir(), exist_ok=True)
+        prune_cache()
         staging = tempfile.mkdtemp(dir=cache_dir(), prefix=".compiling-")
         try:
             write_cassettes(scenario, staging, path)
