@@ -53,3 +53,26 @@ def test_a_dropped_plan_gives_its_bytes_back():
     plan._CACHE.pop(id(cassette))
     gc.collect()
     assert plan.frame_cache_used() == before
+
+
+async def test_a_cassette_is_planned_in_the_loader_thread_never_on_the_loop(start_server, monkeypatch):
+    # planning and serialising a long call takes seconds: on the loop, every connection would wait
+    import asyncio
+    import collections
+    import threading
+
+    import aiohttp
+
+    threads = []
+    compile_plan = plan.compile_plan
+
+    def recording(*args):
+        threads.append(threading.current_thread())
+        return compile_plan(*args)
+
+    monkeypatch.setattr(plan, "_CACHE", collections.OrderedDict())
+    monkeypatch.setattr(plan, "compile_plan", recording)
+    server = await start_server()
+    async with aiohttp.ClientSession() as http, http.ws_connect(server.ws_url + "/c/hello/v1/realtime") as ws:
+        assert (await asyncio.wait_for(ws.receive(), 10)).json()["type"] == "session.created"
+    assert threads and threading.main_thread() not in threads

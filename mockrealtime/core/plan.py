@@ -248,7 +248,10 @@ def plan_for(cassette: Cassette, session_index: int, warm: bool = False) -> Plan
     if entry is None or entry[0] is not cassette:
         entry = _CACHE[key] = (cassette, {})
         while len(_CACHE) > CACHE_SIZE:
-            _CACHE.popitem(last=False)
+            try:  # the server's loader threads plan too
+                _CACHE.popitem(last=False)
+            except KeyError:
+                break
     else:
         _CACHE.move_to_end(key)
     per = entry[1]
