@@ -126,12 +126,8 @@ class ServerConfig:
     #: Seconds the server waits, with nothing due, for a client event the recording needs before it
     #: reports a stall (an error event, a journal entry and a failing test). 0 turns it off.
     stall_timeout_s: float = 10.0
-    #: Finished connections whose summary (journal, divergences, what was left unplayed) the admin
-    #: API keeps; older ones are forgotten (counted as ``forgotten``), so a long-running server stays
-    #: bounded. A pytest route's connections are kept while its test runs.
+    #: Finished connections the admin API keeps (older: ``forgotten``); MiB of frames kept for replays.
     keep_finished: int = 1000
-    #: MiB of serialised frames the process keeps to replay cassettes (shared by every connection;
-    #: frames beyond it, the audio of long calls mostly, are serialised each time they are sent).
     frame_cache_mb: int = 256
 
     # -- a test (the pytest plugin) ---------------------------------------------------------------
@@ -247,12 +243,9 @@ class ServerConfig:
             raise ConfigError("max_session_s must be positive")
         if self.on_divergence not in ("error", "close"):
             raise ConfigError(f"on_divergence {self.on_divergence!r} is not one of error, close")
-        if self.keep_finished < 0:
-            raise ConfigError("keep_finished must be 0 or more")
-        if self.frame_cache_mb < 0:
-            raise ConfigError("frame_cache_mb must be 0 or more")
-        if self.stall_timeout_s < 0:
-            raise ConfigError("stall_timeout_s must be 0 (off) or more")
+        for name in ("keep_finished", "frame_cache_mb", "stall_timeout_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more" + (" (0: off)" if name == "stall_timeout_s" else ""))
         if self.max_frame_bytes <= 0:
             raise ConfigError("max_frame_bytes must be positive")
         if self.keyfile and not self.certfile:
