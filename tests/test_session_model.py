@@ -10,7 +10,7 @@ import pytest
 
 from mockrealtime.core.library import CassetteLibrary
 from mockrealtime.protocol import ClientEventValidator
-from mockrealtime.protocol.session import merge_session
+from mockrealtime.protocol.session import SessionModel, merge_session
 from mockrealtime.core.engine import ReplaySession
 
 from oracle import server_event_errors
@@ -293,3 +293,44 @@ def test_rebuild_turns_user_audio_into_its_transcript():
         engine.pop_due(1e12)
     assert engine.model.rebuild()[-1]["item"] == {"id": "item_a", "type": "message", "role": "user",
                                                   "content": [{"type": "input_text", "text": "hi"}]}
+
+
+def test_the_item_kinds_a_trigger_is_matched_on_are_kept_as_the_conversation_changes():
+    """state_of reads kinds kept as items come (no walk of a long conversation per trigger); whatever
+    the client does to the conversation, they are what a walk of it gives."""
+    import random
+
+    from mockrealtime.core.plan import state_of
+    from mockrealtime.protocol.conversation import rebuilt
+
+    def walk(model: SessionModel) -> tuple[list[str], list]:
+        fresh = rebuilt(model.item_order(), model.item_data)
+        return fresh.kinds, fresh.outputs
+
+    rng = random.Random(7)
+    model = SessionModel("ga")
+    kinds = [("message", "user"), ("message", "assistant"), ("function_call_output", None), ("function_call", None)]
+    for n in range(400):
+        ids = model.item_order()
+        roll = rng.random()
+        if roll < 0.1 and ids:
+            model._on_deleted({"item_id": rng.choice(ids)})
+        elif roll < 0.2 and ids:  # the same item again, maybe of another kind (an update in place)
+            kind, role = rng.choice(kinds)
+            model._on_item({"item": {"id": rng.choice(ids), "type": kind, "role": role, "call_id": f"call_{n}"}})
+        elif roll < 0.3 and ids:  # inserted after an item in the middle, or at the root
+            kind, role = rng.choice(kinds)
+            previous = rng.choice([*ids, "root"])
+            model._on_item({"previous_item_id": previous, "item": {"id": f"item_{n}", "type": kind, "role": role, "call_id": f"call_{n}"}})
+        else:
+            kind, role = rng.choice(kinds)
+            model._on_item({"item": {"id": f"item_{n}", "type": kind, "role": role, "call_id": f"call_{n}"}})
+        if n % 7 == 0:
+            state = state_of(model, None)
+            assert (state.items, state.outputs) == walk(model)
+    state = state_of(model, None)
+    assert (state.items, state.outputs) == walk(model) and len(state.items) > 100
+    # once kept, a trigger after appended items reads them without walking the conversation
+    model._on_item({"item": {"id": "item_last", "type": "message", "role": "user"}})
+    model.item_order = None  # type: ignore[assignment]
+    assert state_of(model, None).items == [*state.items, "message:user"]

@@ -38,6 +38,7 @@ from typing import Any
 from mockrealtime.core import audio as _audio
 from mockrealtime.core.cassette import Cassette, RecordedEvent
 from mockrealtime.core.events import AUDIO_APPEND, AUDIO_DELTA_TYPES, ID_KEYS, VAD_POSITION_FIELD, Direction
+from mockrealtime.protocol.conversation import rebuilt
 from mockrealtime.protocol.session import OBSERVERS, SessionModel
 
 _COMPACT = (",", ":")
@@ -437,15 +438,8 @@ def state_of(model: SessionModel, untag: Any) -> TurnState:
     choice = session.get("tool_choice", "auto")
     modalities = session.get("output_modalities" if model.dialect == "ga" else "modalities")
     fin, fout = _audio.session_formats(session)
-    items: list[str] = []
-    outputs: list[Any] = []
-    for item_id in model.item_order():
-        item = model.item_data.get(item_id) or {}
-        kind = str(item.get("type"))
-        if item.get("role"):
-            kind += ":" + str(item["role"])
-        items.append(kind)
-        if item.get("type") == "function_call_output":
-            call_id = item.get("call_id")
-            outputs.append(untag(call_id) if untag is not None and isinstance(call_id, str) else call_id)
-    return TurnState(names, choice, modalities, (fin.name if fin else None, fout.name if fout else None), items, outputs)
+    kinds = model.kinds
+    if kinds is None:  # after a delete or an insert in the middle: built again once, then kept
+        kinds = model.kinds = rebuilt(model.item_order(), model.item_data)
+    outputs = [untag(c) if untag is not None and isinstance(c, str) else c for c in kinds.outputs]
+    return TurnState(names, choice, modalities, (fin.name if fin else None, fout.name if fout else None), list(kinds.kinds), outputs)

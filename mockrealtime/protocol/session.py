@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from mockrealtime.core import audio as _audio
+from mockrealtime.protocol.conversation import ItemKinds, track
 from mockrealtime.protocol.rebuild import rebuild_events
 from mockrealtime.protocol.dialect import dialect as _dialect
 
@@ -102,6 +103,7 @@ class SessionModel:
         self.session: dict[str, Any] = {}
         # The conversation as a linked list: insert after any item and delete in O(1).
         self.item_data: dict[str, dict[str, Any]] = {}
+        self.kinds: ItemKinds | None = ItemKinds()  # kept while items are appended (state_of reads it)
         self._next: dict[str | None, str | None] = {None: None}  # None is the head sentinel
         self._prev: dict[str, str | None] = {}
         self.last_item: str | None = None
@@ -192,6 +194,7 @@ class SessionModel:
                 self._link(item_id, None)
             else:
                 self._link(item_id, self.last_item)
+        self.kinds = track(self.kinds, self.item_data.get(item_id), item, self.last_item == item_id)
         self.item_data[item_id] = item
         if item.get("type") == "function_call" and isinstance(item.get("call_id"), str):
             self.call_ids.add(item["call_id"])
@@ -201,6 +204,7 @@ class SessionModel:
         if isinstance(item_id, str) and item_id in self.item_data:
             self._unlink(item_id)
             del self.item_data[item_id]
+            self.kinds = None
 
     def _on_truncated(self, ev: Any) -> None:
         item_id = ev.get("item_id")
@@ -232,6 +236,7 @@ class SessionModel:
     def _on_output_done(self, ev: Any) -> None:
         item: dict[str, Any] = ev.get("item") or {}
         if item.get("id") in self.item_data:  # beta created it in progress; this is how it ended
+            self.kinds = track(self.kinds, self.item_data[item["id"]], item, False)
             self.item_data[item["id"]] = copy.deepcopy(item)
         out = self.outputs.get(str(item.get("id")))
         if out is not None:
