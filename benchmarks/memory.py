@@ -14,9 +14,10 @@ Each run starts a fresh server process of each kind (alternating) and reads its 
    every finished connection's summary is still kept when RSS is read (by default a server keeps
    1,000 and forgets older ones, so beyond that nothing grows).
 2. *idle*: ``sessions`` connections open at once, each after its ``session.created``.
-3. *mid-replay*: ``sessions`` connections at once, each replaying a 60 s spoken answer at pace 1
-   (recorded timing: a 100 ms audio delta and a transcript delta every 100 ms), measured once each
-   has received five frames; then all closed mid-answer, and what stays is *closed mid-replay*.
+3. *mid-replay*, in another fresh process (so that its RSS growth is not read against memory the
+   steps before freed): ``sessions`` connections at once, each replaying a 60 s spoken answer at
+   pace 1 (recorded timing: a 100 ms audio delta and a transcript delta every 100 ms), measured once
+   each has received five frames; then all closed mid-answer, and what stays is *closed mid-replay*.
 
 The bare server sends the same pre-serialised frames: it answers the round trip from a list, keeps
 idle sockets, and streams the answer with ``asyncio.sleep`` between frames. Reported: median
@@ -173,8 +174,18 @@ async def steps(url: str, pid: int, n: int) -> dict[str, float]:
         await asyncio.gather(*(ws.receive() for ws in sockets))
         out["idle"] = (rss(pid) - after) / n
         await asyncio.gather(*(ws.close() for ws in sockets))
-        await asyncio.sleep(0.5)
+    return out
 
+
+async def replay_steps(url: str, pid: int, n: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        async with http.ws_connect(url + "/c/speech/v1/realtime") as ws:  # warm: the cassette loaded, planned
+            await ws.receive()
+            await ws.send_str(RESPOND)
+            await ws.receive()
+        await asyncio.sleep(0.2)
         base = rss(pid)
         sockets = await asyncio.gather(*(http.ws_connect(url + "/c/speech/v1/realtime") for _ in range(n)))
         await asyncio.gather(*(ws.receive() for ws in sockets))
@@ -192,14 +203,14 @@ async def steps(url: str, pid: int, n: int) -> dict[str, float]:
     return out
 
 
-def measure(target, directory: str, n: int) -> dict[str, float]:
+def measure(target, directory: str, n: int, phase=steps) -> dict[str, float]:
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue()
     proc = ctx.Process(target=target, args=(directory, q), daemon=True)
     proc.start()
     try:
         url = f"ws://127.0.0.1:{q.get(timeout=120)}"
-        result = asyncio.run(steps(url, proc.pid, n))  # type: ignore[arg-type]
+        result = asyncio.run(phase(url, proc.pid, n))  # type: ignore[arg-type]
         result["rest"] = rss(proc.pid)  # type: ignore[arg-type]
         return result
     finally:
@@ -221,8 +232,12 @@ def main() -> int:
         save(roundtrip(), os.path.join(tmp, "roundtrip.yaml"))
         save(speech(), os.path.join(tmp, "speech.yaml"))
         for _ in range(args.runs):
-            rows["bare"].append(measure(run_bare, tmp, args.sessions))
-            rows["mock"].append(measure(run_mock, tmp, args.sessions))
+            for kind, target in (("bare", run_bare), ("mock", run_mock)):
+                # each phase in a fresh process: RSS growth is not read against what an earlier phase freed
+                row = measure(target, tmp, args.sessions)
+                replaying = measure(target, tmp, args.sessions, replay_steps)
+                row.update({k: v for k, v in replaying.items() if k != "rest"})
+                rows[kind].append(row)
     print(f"memory per session (RSS growth / {args.sessions} sessions), median (min-max) of {args.runs} fresh processes;")
     print("shared machine: RSS moves in pages and the allocator keeps freed memory, read the spread")
     labels = {
