@@ -390,3 +390,27 @@ def test_protocol_package_stays_sans_io() -> None:
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert not {name.split(".")[0] for name in imported} & {"aiohttp", "asyncio"}, entry.name
+
+
+def test_a_frame_accepted_once_is_accepted_again_and_a_refused_one_is_refused_every_time(monkeypatch):
+    """admit_frame remembers accepted texts (a test suite sends the same frames on every connection);
+    a refused frame is checked, and refused, every time; at most ACCEPTED_LIMIT texts are kept."""
+    from mockrealtime.protocol import validation
+
+    validator = validation.ClientEventValidator("ga")
+    good = '{"type":"response.create"}'
+    bad = '{"type":"response.create","response":{"modalities":["text"]}}'
+    assert validator.admit_frame(good, json.loads(good)) is None
+    walks = []
+    monkeypatch.setattr(validation.ClientEventValidator, "validate", lambda self, event: walks.append(event))
+    assert validator.admit_frame(good, json.loads(good)) is None
+    assert walks == []  # remembered: no second walk
+    monkeypatch.undo()
+    for _ in range(2):
+        error = validator.admit_frame(bad, json.loads(bad))
+        assert error is not None and error.param == "response.modalities"
+    monkeypatch.setattr(validation, "ACCEPTED_LIMIT", 3)
+    for n in range(5):
+        text = json.dumps({"type": "response.create", "event_id": f"e{n}"})
+        assert validator.admit_frame(text, json.loads(text)) is None
+    assert len(validator._accepted) == 3 and good not in validator._accepted

@@ -184,7 +184,7 @@ class ReplaySession(Outbox, Reporting):
         if error is None and self.validator is not None:
             # the API's error for it, always (validation first); a wrong JSON type even with the
             # schemas off (the validator's shape check)
-            error = self.validator.admit(event, _never)
+            error = self.validator.admit_frame(text, event)
         if error is not None:
             # the recorded answer wins only where the recording shows the API rejecting this event
             if isinstance(event, dict) and not getattr(error, "shape", False) and self._recorded_error(event, now_ms):

@@ -78,6 +78,11 @@ CLIENT_EVENT_TYPES: dict[str, frozenset[str]] = {
 }
 
 
+#: Accepted frame texts a validator remembers (:meth:`ClientEventValidator.admit_frame`).
+ACCEPTED_LIMIT = 4096
+ACCEPTED_MAX_CHARS = 2048
+
+
 class ClientEventValidator:
     """checks client events of one dialect ("ga" or "beta") the way the real API does.
 
@@ -85,7 +90,7 @@ class ClientEventValidator:
     JSON type anywhere in a known event, or a ``type`` that is not a string.
     """
 
-    __slots__ = ("dialect", "schema", "_fast")
+    __slots__ = ("dialect", "schema", "_fast", "_accepted")
 
     def __init__(self, dialect: str, *, schema: bool = True) -> None:
         if dialect not in _ORDERED_TYPES:
@@ -93,6 +98,24 @@ class ClientEventValidator:
         self.dialect = dialect
         self.schema = schema
         self._fast = _fast_checks(dialect)
+        self._accepted: dict[str, None] = {}  # texts of frames accepted, oldest first
+
+    def admit_frame(self, text: str, event: dict[str, Any]) -> ProtocolError | None:
+        """``admit`` for a frame parsed from ``text``, remembering the small frames it accepts.
+
+        Whether a frame is valid depends on its text alone, and a test suite's client sends the same
+        ``session.update``, item or ``response.create`` on every connection: a frame accepted before is
+        accepted again without walking the schema. At most ``ACCEPTED_LIMIT`` texts of up to
+        ``ACCEPTED_MAX_CHARS`` are kept (the oldest go first)."""
+        accepted = self._accepted
+        if text in accepted:
+            return None
+        error = self.validate(event) if self.schema else self.shape_error(event)
+        if error is None and len(text) <= ACCEPTED_MAX_CHARS:
+            if len(accepted) >= ACCEPTED_LIMIT:
+                del accepted[next(iter(accepted))]
+            accepted[text] = None
+        return error
 
     def admit(self, event: dict[str, Any], recorded: Callable[[dict[str, Any]], bool]) -> ProtocolError | None:
         """the error to answer ``event`` with, or None to hand it to the replay engine.
