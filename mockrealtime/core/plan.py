@@ -131,13 +131,12 @@ def frame_cache_used() -> int:
 
 class Frame:
     """A recorded server event serialised once for every replay: its text split at the id slots
-    (as str and as UTF-8 bytes), and what the session model reads from a delta."""
+    (as UTF-8 bytes, what the server sends), and what the session model reads from a delta."""
 
-    __slots__ = ("pieces", "bpieces", "delta_kind", "item_id", "content_index", "delta")
+    __slots__ = ("bpieces", "delta_kind", "item_id", "content_index", "delta")
 
     def __init__(self, ev: RecordedEvent) -> None:
-        self.pieces = _serialise(ev.event)
-        self.bpieces = [p.encode() for p in self.pieces]
+        self.bpieces = [p.encode() for p in _serialise(ev.event)]
         self.delta_kind = DELTA_KINDS.get(ev.type, 0)
         self.item_id = self.content_index = self.delta = None
         if self.delta_kind:
@@ -145,9 +144,14 @@ class Frame:
             self.content_index = ev.get("content_index") or 0
             self.delta = ev.get("delta") if self.delta_kind != 1 else None
 
+    @property
+    def pieces(self) -> list[str]:
+        """The pieces as str (for a caller that sends text frames; the server sends the bytes)."""
+        return [p.decode() for p in self.bpieces]
+
     def size(self) -> int:
-        """About the bytes it holds: the text twice (str and UTF-8) and an object per piece."""
-        return 2 * sum(map(len, self.bpieces)) + 120 * len(self.pieces) + 100
+        """About the bytes it holds: the UTF-8 text and an object per piece."""
+        return sum(map(len, self.bpieces)) + 60 * len(self.bpieces) + 100
 
 
 #: Deltas the session model reads on a fast path: 1 audio, 2 text, 3 function arguments.
