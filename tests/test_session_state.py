@@ -56,6 +56,7 @@ def response_in_flight(dialect: str) -> SessionModel:
                       "arguments": "", "status": "in_progress"}},
             {"type": "response.function_call_arguments.delta", "item_id": "fc_1", "delta": '{"city":'},
             {"type": "response.function_call_arguments.delta", "item_id": "fc_1", "delta": ' "Par'},
+            {"type": "response.function_call_arguments.delta", "item_id": "fc_1"},  # no delta: nothing added
             {"type": "response.content_part.added", "item_id": "msg_2", "content_index": 0,
              "part": {"type": "audio", "transcript": ""}},
             {"type": "response.output_audio_transcript.delta" if ga else "response.audio_transcript.delta",
@@ -108,17 +109,20 @@ def test_a_cancel_in_beta_uses_beta_names_and_sends_no_item_done_events():
     assert events[-1]["response"]["status_details"] == {"type": "cancelled", "reason": "client_cancelled"}
 
 
-def test_a_text_part_left_open_gets_its_text_done_and_part_done():
-    model = SessionModel("ga")
+@pytest.mark.parametrize("dialect", ["ga", "beta"])
+def test_a_text_part_left_open_gets_its_text_done_and_part_done(dialect):
+    model = SessionModel(dialect)
     observe(model, {"type": "response.created", "response": {"id": "resp_1"}},
             {"type": "response.output_item.added", "output_index": 0,
              "item": {"id": "msg_1", "type": "message", "role": "assistant"}},
             {"type": "response.content_part.added", "item_id": "msg_1", "content_index": 0, "part": {"type": "text"}},
             {"type": "response.output_text.delta", "item_id": "msg_1", "content_index": 0, "delta": "Par"},
-            {"type": "response.output_text.delta", "item_id": "msg_1", "content_index": 0, "delta": "tial"})
+            {"type": "response.output_text.delta", "item_id": "msg_1", "content_index": 0, "delta": "tial"},
+            {"type": "response.output_text.delta", "item_id": "msg_1", "content_index": 0})  # no delta: nothing
     ids = {"response_id": "resp_1", "item_id": "msg_1", "output_index": 0, "content_index": 0}
+    text_done = "response.output_text.done" if dialect == "ga" else "response.text.done"
     assert model.cancel("turn_detected")[:2] == [
-        {"type": "response.output_text.done", **ids, "text": "Partial"},
+        {"type": text_done, **ids, "text": "Partial"},
         {"type": "response.content_part.done", **ids, "part": {"type": "text", "text": "Partial"}}]
 
 
@@ -320,3 +324,101 @@ def test_a_retrieved_item_is_a_copy_of_the_conversation_s():
     (retrieved,) = model.answer({"type": "conversation.item.retrieve", "item_id": "a"})
     retrieved["item"]["content"][0]["text"] = "changed"
     assert model.item_data["a"]["content"][0]["text"] == "x"
+
+
+def test_a_part_done_closes_that_part_only():
+    """Part 1 of one message and part 0 of another are done: cancel leaves both alone; part 5 was never added."""
+    model = SessionModel("ga")
+    observe(model, {"type": "response.created", "response": {"id": "resp_1"}},
+            {"type": "response.output_item.added", "output_index": 0, "item": {"id": "a", "type": "message"}},
+            {"type": "response.content_part.added", "item_id": "a", "content_index": 1, "part": {"type": "text"}},
+            {"type": "response.content_part.done", "item_id": "a", "content_index": 1},
+            {"type": "response.output_item.added", "output_index": 1, "item": {"id": "b", "type": "message"}},
+            {"type": "response.content_part.added", "item_id": "b", "part": {"type": "text"}},
+            {"type": "response.content_part.done", "item_id": "b"},
+            {"type": "response.content_part.done", "item_id": "b", "content_index": 5})
+    assert [e["type"] for e in model.cancel("turn_detected")] == [
+        "response.output_item.done", "conversation.item.done", "response.output_item.done", "conversation.item.done",
+        "response.done"]
+
+
+def test_response_done_ends_the_active_response_only_if_it_names_it_or_nothing():
+    model = SessionModel("ga")
+    observe(model, {"type": "response.done", "response": {"id": "resp_0"}})  # none active: nothing to end
+    observe(model, {"type": "response.created", "response": {"id": "resp_1"}},
+            {"type": "response.done", "response": {"id": "resp_other"}})
+    assert model.active_response_id == "resp_1"
+    observe(model, {"type": "response.done", "response": {"id": "resp_1"}})
+    assert model.active_response_id is None and model.outputs == {}
+    observe(model, {"type": "response.created", "response": {"id": "resp_2"}}, {"type": "response.done"})
+    assert model.active_response_id is None
+
+
+def test_a_function_call_output_item_does_not_make_its_call_id_known():
+    model = SessionModel("ga")
+    observe(model, {"type": "conversation.item.added", "item": {"id": "o", "type": "function_call_output", "call_id": "call_1"}},
+            {"type": "conversation.item.added", "item": {"id": "c", "type": "function_call", "call_id": "call_2"}},
+            {"type": "conversation.item.added", "item": {"type": "message"}},
+            {"type": "conversation.item.added", "item": "not an item"})
+    assert model.call_ids == {"call_2"} and model.item_order() == ["o", "c"]
+
+
+def test_items_without_an_id_get_the_hint_or_a_new_item_id_after_the_last_item():
+    model = SessionModel("ga", tag="001")
+    conversation(model, "a")
+    hinted = model.answer({"type": "conversation.item.create", "item": {"type": "message", "id": 5}}, "item_hint")
+    assert hinted[0] == {"type": "conversation.item.added", "previous_item_id": "a",
+                         "item": {"id": "item_hint", "type": "message", "status": "completed"}}
+    made = model.answer({"type": "conversation.item.create", "item": {"type": "message"}})
+    assert made[0]["item"]["id"] == "item_MR001000000000000001"
+    model.observe_client_audio(PCM_100_MS)
+    assert model.answer({"type": "input_audio_buffer.commit"}, "item_c")[0]["item_id"] == "item_c"
+
+
+def test_a_model_without_a_tag_numbers_ids_without_one():
+    assert SessionModel("ga").new_id("item") == "item_MR000000000000001"
+
+
+def test_session_update_before_any_session_created_is_the_update_without_the_model():
+    model = SessionModel("ga")
+    assert model.turn_detection == {}
+    (updated,) = model.answer({"type": "session.update", "session": {"type": "realtime", "model": "gpt-other",
+                                                                     "instructions": "Be brief."}})
+    assert updated == {"type": "session.updated", "session": {"type": "realtime", "instructions": "Be brief."}}
+
+
+def test_the_session_is_the_models_own_copy():
+    model = SessionModel("ga")
+    created = {"type": "session.created", "session": {"type": "realtime", "tools": [{"name": "a"}]}}
+    observe(model, created)
+    created["session"]["tools"][0]["name"] = "changed"
+    update = {"type": "session.update", "session": {"tracing": {"workflow_name": "w"}, "tools": [{"name": "b"}]}}
+    (updated,) = model.answer(update)
+    update["session"]["tools"][0]["name"] = "changed"
+    updated["session"]["tracing"]["workflow_name"] = "changed"
+    assert model.session["tools"] == [{"name": "b"}] and model.session["tracing"] == {"workflow_name": "w"}
+    response = {"id": "resp_1", "metadata": {"k": "v"}}
+    observe(model, {"type": "response.created", "response": response})
+    response["metadata"]["k"] = "changed"
+    assert model.response == {"id": "resp_1", "metadata": {"k": "v"}}
+
+
+def test_audio_sent_is_timed_in_the_session_s_output_format():
+    model = SessionModel("ga")
+    observe(model, {"type": "session.created", "session": {"type": "realtime", "audio": {
+        "output": {"format": {"type": "audio/pcmu"}}}}})
+    observe(model, audio_delta("msg_1", 800), {"type": "response.output_audio.delta", "item_id": "msg_1"})
+    assert model.audio_ms == {"msg_1": 100.0}  # 8 kHz, one byte a sample; a delta without audio adds nothing
+
+
+def test_each_deleted_item_s_neighbours_are_joined():
+    model = SessionModel("ga")
+    conversation(model, "a", "c")
+    observe(model, {"type": "conversation.item.added", "previous_item_id": "a", "item": {"id": "b", "type": "message"}})
+    observe(model, {"type": "conversation.item.deleted", "item_id": "c"})
+    assert model.item_order() == ["a", "b"] and model.last_item == "b"
+    conversation(model, "c", "d")
+    for gone, left in (("b", ["a", "c", "d"]), ("c", ["a", "d"]), ("a", ["d"]), ("d", [])):
+        observe(model, {"type": "conversation.item.deleted", "item_id": gone})
+        assert model.item_order() == left
+    assert model.last_item is None
