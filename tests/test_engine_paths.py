@@ -1,0 +1,356 @@
+"""The engine's paths through a recording, driven without sockets, each checked on what goes out: the ids
+a housekeeping cue lends to the session model's answers, the recorded events that follow a cue (its
+tail), recorded answers where the model has none, the API's recorded error for an invalid trigger,
+server-VAD turns the client moves past, closes, the frame size limit, and the journal's times."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from mockrealtime.core.cassette import Cassette, Close, RecordedEvent, Session
+from mockrealtime.core.engine import CloseFrame, ReplaySession, SessionCursor
+from mockrealtime.protocol import ClientEventValidator
+
+
+def ev(direction: str, at_ms: float, type: str, **fields) -> RecordedEvent:
+    return RecordedEvent.make(direction, at_ms, {"type": type, **fields})
+
+
+def srv(at_ms: float, type: str, n: int, **fields) -> RecordedEvent:
+    return ev("server", at_ms, type, event_id=f"event_{n:03d}", **fields)
+
+
+def silence(ms: int) -> str:
+    return base64.b64encode(b"\x00" * (48 * ms)).decode()
+
+
+def cassette(*events: RecordedEvent, close: Close | None = None, name: str = "t") -> Cassette:
+    return Cassette(name=name, dialect="ga", sessions=[Session(list(events), close)], matching={})
+
+
+def frames(engine: ReplaySession, now_ms: float = 1e12) -> list:
+    return [json.loads(f) if isinstance(f, str) else f for f in engine.pop_due(now_ms)]
+
+
+def types(got: list) -> list:
+    return [f["type"] if isinstance(f, dict) else f for f in got]
+
+
+USER_TEXT = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}
+USER_AUDIO = {"type": "message", "role": "user", "status": "completed", "content": [{"type": "input_audio", "transcript": None}]}
+
+
+def housekeeping_cassette() -> Cassette:
+    """An item, then a commit whose transcription followed later, then one response."""
+    return cassette(
+        srv(0, "session.created", 1, session={"type": "realtime", "id": "sess_1"}),
+        ev("client", 5, "conversation.item.create", item=USER_TEXT),
+        srv(6, "conversation.item.added", 2, previous_item_id=None, item={"id": "item_rec1", **USER_TEXT}),
+        srv(7, "conversation.item.done", 3, previous_item_id=None, item={"id": "item_rec1", **USER_TEXT}),
+        ev("client", 10, "input_audio_buffer.append", audio=silence(200)),
+        ev("client", 20, "input_audio_buffer.commit"),
+        srv(21, "input_audio_buffer.committed", 4, previous_item_id="item_rec1", item_id="item_rec2"),
+        srv(30, "conversation.item.input_audio_transcription.completed", 7, item_id="item_rec2", content_index=0,
+            transcript="hello"),
+        ev("client", 40, "response.create"),
+        srv(50, "response.created", 9, response={"id": "resp_1", "status": "in_progress", "output": []}),
+        srv(70, "response.done", 10, response={"id": "resp_1", "status": "completed", "output": []}),
+    )
+
+
+def clear_then_response(close: Close | None = None) -> Cassette:
+    """A housekeeping event the session model cannot answer (its recorded answer, then an event that followed
+    it), then one response, and the server closing."""
+    return cassette(
+        srv(0, "session.created", 1, session={"type": "realtime", "id": "sess_1"}),
+        ev("client", 5, "output_audio_buffer.clear"),
+        srv(6, "output_audio_buffer.cleared", 2, response_id="resp_0"),
+        srv(7, "rate_limits.updated", 3, rate_limits=[]),
+        ev("client", 40, "response.create"),
+        srv(50, "response.created", 4, response={"id": "resp_1", "status": "in_progress", "output": []}),
+        srv(70, "response.done", 5, response={"id": "resp_1", "status": "completed", "output": []}),
+        close=close,
+    )
+
+
+def connected(c: Cassette, **kw) -> ReplaySession:
+    engine = ReplaySession(c, **kw)
+    engine.start(0)
+    frames(engine)
+    return engine
+
+
+def test_an_item_without_an_id_gets_the_recorded_id_and_a_commit_the_recorded_item_with_its_transcription():
+    engine = connected(housekeeping_cassette())
+    engine.receive({"type": "conversation.item.create", "item": USER_TEXT}, 1)
+    first = {"id": "item_MR0xrec1", **USER_TEXT, "status": "completed"}
+    assert frames(engine) == [
+        {"type": "conversation.item.added", "event_id": "event_MR000000000000000001", "previous_item_id": None, "item": first},
+        {"type": "conversation.item.done", "event_id": "event_MR000000000000000002", "previous_item_id": None, "item": first}]
+    engine.receive({"type": "input_audio_buffer.append", "audio": silence(200)}, 2)
+    engine.receive({"type": "input_audio_buffer.commit"}, 3)
+    got = frames(engine)
+    assert types(got) == ["input_audio_buffer.committed", "conversation.item.added", "conversation.item.done",
+                          "conversation.item.input_audio_transcription.completed"]
+    assert got[0]["item_id"] == got[1]["item"]["id"] == got[3]["item_id"] == "item_MR0xrec2"
+    assert got[0]["previous_item_id"] == got[1]["previous_item_id"] == "item_MR0xrec1" and got[3]["transcript"] == "hello"
+    plan = engine.plan
+    indices = [cue.index for cue in plan.turns[0].cues]
+    assert [(e.at_ms, e.outcome, e.event_index) for e in engine.journal] == [
+        (1, "matched", indices[0]), (2, "audio", None), (3, "matched", indices[1])]
+
+
+def test_the_clients_own_item_id_replaces_the_recorded_one_wherever_it_appears():
+    engine = connected(housekeeping_cassette())
+    engine.receive({"type": "conversation.item.create", "item": {"id": "mine", **USER_TEXT}}, 1)
+    assert [f["item"]["id"] for f in frames(engine)] == ["mine", "mine"]
+    engine.receive({"type": "input_audio_buffer.append", "audio": silence(200)}, 2)
+    engine.receive({"type": "input_audio_buffer.commit"}, 3)
+    assert frames(engine)[0]["previous_item_id"] == "mine"
+    assert engine.untag("mine") == "item_rec1" and engine.fresh("item_rec1") == "mine"
+
+
+def test_housekeeping_the_model_cannot_answer_gets_the_recorded_answer_then_what_followed_it():
+    engine = connected(clear_then_response())
+    engine.receive({"type": "output_audio_buffer.clear"}, 4)
+    assert frames(engine) == [{"type": "output_audio_buffer.cleared", "event_id": "event_MR0x002", "response_id": "resp_MR0x0"},
+                              {"type": "rate_limits.updated", "event_id": "event_MR0x003", "rate_limits": []}]
+    assert (engine.journal[-1].at_ms, engine.journal[-1].outcome) == (4, "matched")
+
+
+def test_a_trigger_releases_what_followed_housekeeping_the_client_never_sent_and_the_close_comes_last():
+    engine = connected(clear_then_response(Close(by="server")))
+    engine.receive({"type": "response.create"}, 5)
+    assert types(frames(engine)) == ["rate_limits.updated", "response.created", "response.done", CloseFrame(1000, "")]
+    assert engine.closed
+
+
+def test_a_cancel_naming_another_response_is_refused_and_the_running_one_plays_on():
+    engine = connected(clear_then_response(), pace=1)
+    engine.receive({"type": "response.create"}, 100)
+    assert types(frames(engine, 111)) == ["rate_limits.updated", "response.created"]
+    engine.receive({"type": "response.cancel", "response_id": "resp_other", "event_id": "c1"}, 115)
+    rest = frames(engine)
+    assert [f["error"]["code"] for f in rest if f["type"] == "error"] == ["response_cancel_not_active"]
+    assert [f["response"]["status"] for f in rest if f["type"] == "response.done"] == ["completed"]
+
+
+def test_a_response_create_while_one_runs_is_answered_and_journaled_at_its_time():
+    engine = connected(clear_then_response(), pace=1)
+    engine.receive({"type": "response.create"}, 100)
+    frames(engine, 111)
+    engine.receive({"type": "response.create", "event_id": "again"}, 112)
+    assert (engine.journal[-1].at_ms, engine.journal[-1].outcome) == (112, "answered")
+    assert [f["error"]["code"] for f in frames(engine, 112) if f["type"] == "error"] == [
+        "conversation_already_has_active_response"]
+
+
+# -- triggers past server-VAD turns, the API's error for a trigger -----------------------------------------
+
+def vad_then_invalid_trigger() -> Cassette:
+    bad = {"output_modalities": ["bogus"]}
+    return cassette(
+        srv(0, "session.created", 1, session={"type": "realtime"}),
+        ev("client", 5, "input_audio_buffer.append", audio=silence(300)),
+        srv(100, "input_audio_buffer.speech_started", 2, audio_start_ms=50, item_id="item_u1"),
+        ev("client", 200, "response.create", event_id="rec_rc", response=bad),
+        srv(201, "error", 3, error={"type": "invalid_request_error", "code": "invalid_value", "message": "recorded",
+                                    "param": "response.output_modalities[0]", "event_id": "rec_rc"}),
+    )
+
+
+def test_the_recorded_error_for_an_invalid_trigger_is_replayed_with_the_live_event_id_after_the_vad_turn_it_skips():
+    engine = connected(vad_then_invalid_trigger(), validator=ClientEventValidator("ga"))
+    engine.feed(json.dumps({"type": "response.create", "event_id": "live_rc", "response": {"output_modalities": ["bogus"]}}), 7)
+    got = frames(engine)
+    assert types(got) == ["input_audio_buffer.speech_started", "error"]
+    assert got[1]["error"] == {"type": "invalid_request_error", "code": "invalid_value", "message": "recorded",
+                               "param": "response.output_modalities[0]", "event_id": "live_rc"}
+    assert (engine.journal[-1].at_ms, engine.journal[-1].outcome, engine.journal[-1].event_index) == (
+        7, "matched", engine.plan.turns[1].index)
+    assert engine.finished
+
+
+def test_an_invalid_trigger_the_recording_does_not_show_rejected_gets_the_validators_error():
+    engine = connected(vad_then_invalid_trigger(), validator=ClientEventValidator("ga"))
+    engine.feed(json.dumps({"type": "response.create", "event_id": "live_rc",
+                            "response": {"output_modalities": ["nope"], "tool_choice": "required"}}), 7)
+    got = frames(engine)
+    assert types(got) == ["error"] and "'nope'" in got[0]["error"]["message"]
+    assert engine.journal[-1].outcome == "rejected" and engine.journal[-1].at_ms == 7
+
+
+def test_a_valid_trigger_moves_past_a_vad_turn_the_audio_never_reached_and_releases_it_first():
+    c = cassette(
+        srv(0, "session.created", 1, session={"type": "realtime"}),
+        ev("client", 5, "input_audio_buffer.append", audio=silence(300)),
+        srv(100, "input_audio_buffer.speech_started", 2, audio_start_ms=50, item_id="item_u1"),
+        ev("client", 300, "response.create"),
+        srv(301, "response.created", 4, response={"id": "resp_1", "status": "in_progress", "output": []}),
+        srv(302, "response.done", 5, response={"id": "resp_1", "status": "completed", "output": []}),
+        ev("client", 305, "input_audio_buffer.append", audio=silence(100)),
+        srv(400, "input_audio_buffer.speech_started", 6, audio_start_ms=320, item_id="item_u2"),
+    )
+    engine = connected(c)
+    engine.receive({"type": "input_audio_buffer.append", "audio": silence(40)}, 1)
+    assert frames(engine) == []
+    engine.receive({"type": "response.create"}, 2)
+    assert types(frames(engine)) == ["input_audio_buffer.speech_started", "response.created", "response.done"]
+    engine.receive({"type": "input_audio_buffer.append", "audio": silence(400)}, 3)
+    assert types(frames(engine)) == ["input_audio_buffer.speech_started"]
+    assert engine.finished
+
+
+def test_audio_sent_before_a_trigger_opens_the_vad_turn_after_it_at_once():
+    c = cassette(
+        srv(0, "session.created", 1, session={"type": "realtime"}),
+        ev("client", 1, "response.create"),
+        srv(2, "response.created", 2, response={"id": "resp_1", "status": "in_progress", "output": []}),
+        srv(3, "response.done", 3, response={"id": "resp_1", "status": "completed", "output": []}),
+        ev("client", 5, "input_audio_buffer.append", audio=silence(300)),
+        srv(100, "input_audio_buffer.speech_started", 4, audio_start_ms=50, item_id="item_u1"),
+    )
+    engine = connected(c)
+    engine.receive({"type": "input_audio_buffer.append", "audio": silence(300)}, 1)
+    engine.receive({"type": "response.create"}, 2)
+    assert types(frames(engine)) == ["response.created", "response.done", "input_audio_buffer.speech_started"]
+
+
+# -- closes, frame limits, strict reports, ids ------------------------------------------------------------
+
+def test_a_recorded_close_after_an_unanswered_trigger_goes_out_with_its_code_and_reason():
+    c = cassette(srv(0, "session.created", 1, session={"type": "realtime"}), ev("client", 1, "response.create"),
+                 close=Close(by="server", code=4000, reason="bye"))
+    engine = connected(c)
+    engine.receive({"type": "response.create"}, 1)
+    assert frames(engine) == [CloseFrame(4000, "bye")]
+
+
+def test_a_frame_over_the_size_limit_gets_one_error_naming_both_sizes():
+    engine = connected(housekeeping_cassette(), max_frame_bytes=10)
+    engine.feed('{"type":"response.create"}', 1)
+    (error,) = frames(engine)
+    assert error["error"]["code"] == "message_too_large" and error["error"]["event_id"] is None
+    assert error["error"]["message"] == "mockrealtime: message of 26 bytes exceeds the 10-byte limit"
+    assert list(engine.journal) == []
+
+
+def test_a_rejected_frame_is_journaled_at_its_time_with_what_it_held():
+    engine = connected(housekeeping_cassette(), validator=ClientEventValidator("ga"))
+    engine.feed(json.dumps({"type": "session.update", "event_id": 5, "session": {"type": "nope"}}), 9)
+    (error,) = frames(engine)
+    assert error["error"]["event_id"] is None
+    (entry,) = engine.journal
+    assert (entry.at_ms, entry.outcome, entry.event) == (9, "rejected", {"type": "session.update", "event_id": 5,
+                                                                          "session": {"type": "nope"}})
+
+
+def test_strict_mode_records_each_skipped_cue_with_where_it_was_and_what_it_was():
+    engine = connected(clear_then_response(), strict=True)
+    engine.receive({"type": "response.create"}, 5)
+    skipped = [d.to_dict() for d in engine.divergences]
+    first = engine.plan.turns[0].cues[0]
+    assert skipped[0] == {
+        "cassette": "t", "session": 0, "event_index": first.index, "expected": first.event.event, "received": {"type": None},
+        "differences": [], "closest_index": None, "kind": "skipped",
+        "summary": f"the client never sent the recorded 'output_audio_buffer.clear' (event {first.index}) before "
+                   f"response.create (recorded event {engine.plan.turns[0].index})"}
+    assert len(skipped) == 1
+
+
+def test_strict_mode_shows_unrecorded_housekeeping_against_the_turn_it_waits_in():
+    engine = connected(housekeeping_cassette(), strict=True)
+    engine.receive({"type": "conversation.item.retrieve", "item_id": "x", "event_id": "r1"}, 3)
+    (d,) = engine.divergences
+    assert d.event_index == engine.plan.turns[0].index and d.expected == {"type": "response.create"}
+
+
+def test_event_ids_the_engine_makes_are_numbered_per_connection():
+    engine = ReplaySession(housekeeping_cassette(), connection=12)
+    assert [engine.new_event_id(), engine.new_event_id()] == ["event_MR012000000000000001", "event_MR012000000000000002"]
+
+
+@pytest.mark.parametrize(("live", "recorded"), [
+    ("item_MR3xabc", "item_abc"), ("MR3xabc", "abc"), ("item_abc", "item_abc"), ("abc", "abc"),
+    ("item_x_MR3xabc", "item_x_MR3xabc"), ("resp_MR3x", "resp_")])
+def test_untag_removes_this_connections_tag_after_the_prefix_only(live, recorded):
+    engine = ReplaySession(housekeeping_cassette(), connection=3)
+    assert engine.untag(live) == recorded
+    assert engine.fresh(recorded) == live or live == recorded
+
+
+def test_untag_gives_back_the_recorded_id_a_client_chose_to_replace():
+    engine = ReplaySession(housekeeping_cassette(), connection=3)
+    engine._override.update({"item_a": "mine_a", "item_b": "mine_b"})
+    assert [engine.untag("mine_b"), engine.untag("mine_a"), engine.untag("item_MR3xc")] == ["item_b", "item_a", "item_c"]
+
+
+def test_each_cassette_has_its_own_session_order():
+    two = Cassette(name="a", dialect="ga", sessions=[Session([]), Session([])], matching={})
+    other = Cassette(name="b", dialect="ga", sessions=[Session([]), Session([])], matching={})
+    cursor = SessionCursor()
+    assert [cursor.take(two), cursor.take(other), cursor.take(two), cursor.take(two), cursor.take(other)] == [0, 0, 1, 0, 1]
+
+
+# -- found while measuring: the plan attributes a commit's item echo and a rejected trigger's successor wrongly --
+# Strict xfails: each passes once plan.py attributes these events right (then drop its marker).
+
+COMMITTED_ITEM = {"id": "item_rec2", **USER_AUDIO}
+
+
+@pytest.mark.xfail(strict=True, reason="plan: the item echo after input_audio_buffer.committed becomes the commit's tail")
+def test_a_commit_s_recorded_item_echo_is_its_answer_not_sent_twice():
+    c = cassette(
+        srv(0, "session.created", 1, session={"type": "realtime"}),
+        ev("client", 10, "input_audio_buffer.append", audio=silence(200)),
+        ev("client", 20, "input_audio_buffer.commit"),
+        srv(21, "input_audio_buffer.committed", 2, previous_item_id=None, item_id="item_rec2"),
+        srv(22, "conversation.item.added", 3, previous_item_id=None, item=COMMITTED_ITEM),
+        srv(23, "conversation.item.done", 4, previous_item_id=None, item=COMMITTED_ITEM),
+    )
+    engine = connected(c)
+    engine.receive({"type": "input_audio_buffer.append", "audio": silence(200)}, 1)
+    engine.receive({"type": "input_audio_buffer.commit"}, 2)
+    assert types(frames(engine)) == ["input_audio_buffer.committed", "conversation.item.added", "conversation.item.done"]
+
+
+@pytest.mark.xfail(strict=True, reason="plan: a pipelined commit's item echo goes to the response turn, "
+                                       "so the recorded state lacks the user's item")
+def test_push_to_talk_recorded_with_commit_and_response_create_back_to_back_replays():
+    c = cassette(
+        srv(0, "session.created", 1, session={"type": "realtime"}),
+        ev("client", 10, "input_audio_buffer.append", audio=silence(200)),
+        ev("client", 20, "input_audio_buffer.commit"),
+        ev("client", 20, "response.create"),
+        srv(21, "input_audio_buffer.committed", 2, previous_item_id=None, item_id="item_rec2"),
+        srv(22, "conversation.item.added", 3, previous_item_id=None, item=COMMITTED_ITEM),
+        srv(23, "conversation.item.done", 4, previous_item_id=None, item=COMMITTED_ITEM),
+        srv(50, "response.created", 5, response={"id": "resp_1", "status": "in_progress", "output": []}),
+        srv(70, "response.done", 6, response={"id": "resp_1", "status": "completed", "output": []}),
+    )
+    engine = connected(c)
+    engine.receive({"type": "input_audio_buffer.append", "audio": silence(200)}, 1)
+    engine.receive({"type": "input_audio_buffer.commit"}, 2)
+    engine.receive({"type": "response.create"}, 3)
+    assert "error" not in types(frames(engine)) and engine.divergences == []
+
+
+@pytest.mark.xfail(strict=True, reason="plan: the response.created after a rejected response.create goes to the rejected turn")
+def test_the_response_after_a_rejected_trigger_belongs_to_the_next_trigger():
+    c = cassette(
+        srv(0, "session.created", 1, session={"type": "realtime"}),
+        ev("client", 200, "response.create", event_id="rec_rc", response={"output_modalities": ["bogus"]}),
+        srv(201, "error", 2, error={"type": "invalid_request_error", "code": "invalid_value", "message": "recorded",
+                                    "param": "response.output_modalities[0]", "event_id": "rec_rc"}),
+        ev("client", 300, "response.create"),
+        srv(301, "response.created", 3, response={"id": "resp_1", "status": "in_progress", "output": []}),
+        srv(302, "response.done", 4, response={"id": "resp_1", "status": "completed", "output": []}),
+    )
+    engine = connected(c, validator=ClientEventValidator("ga"))
+    engine.feed(json.dumps({"type": "response.create", "response": {"output_modalities": ["bogus"]}}), 1)
+    assert types(frames(engine)) == ["error"]
+    engine.receive({"type": "response.create"}, 2)
+    assert types(frames(engine)) == ["response.created", "response.done"]
