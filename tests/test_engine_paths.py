@@ -354,3 +354,166 @@ def test_the_response_after_a_rejected_trigger_belongs_to_the_next_trigger():
     assert types(frames(engine)) == ["error"]
     engine.receive({"type": "response.create"}, 2)
     assert types(frames(engine)) == ["response.created", "response.done"]
+
+
+# -- validation first, metadata, the journal's copy ----------------------------------------------------------
+
+def test_a_wrong_json_type_gets_the_api_type_error_even_where_the_recording_shows_that_event_rejected():
+    from mockrealtime.core.library import CassetteLibrary
+    engine = ReplaySession(CassetteLibrary().resolve("missing_call_id", "ga"), validator=ClientEventValidator("ga"))
+    engine.start(0)
+    recorded = [e.event for e in engine.cassette.sessions[0].core if e.direction.value == "client"]
+    bad = next(e for e in recorded if (e.get("item") or {}).get("type") == "function_call_output")
+    for event in recorded[:3]:
+        engine.receive(event, 1)
+    frames(engine)
+    engine.feed(json.dumps({**bad, "event_id": "live_1", "previous_item_id": 5}), 2)
+    (error,) = frames(engine)
+    assert (error["error"]["code"], error["error"]["param"]) == ("invalid_type", "previous_item_id")
+
+
+def test_a_frame_of_exactly_the_size_limit_is_accepted():
+    engine = connected(clear_then_response(), max_frame_bytes=len('{"type":"response.create"}'))
+    engine.feed('{"type":"response.create"}', 1)
+    assert types(frames(engine)) == ["rate_limits.updated", "response.created", "response.done"]
+
+
+def test_a_response_create_without_the_recorded_metadata_gets_none_back():
+    c = cassette(
+        srv(0, "session.created", 1, session={"type": "realtime"}),
+        ev("client", 1, "response.create", response={"metadata": {"topic": "recorded"}}),
+        srv(2, "response.created", 2, response={"id": "resp_1", "status": "in_progress", "metadata": {"topic": "recorded"}}),
+        srv(3, "response.done", 3, response={"id": "resp_1", "status": "completed", "metadata": {"topic": "recorded"}}),
+    )
+    engine = connected(c)
+    engine.receive({"type": "response.create"}, 1)
+    assert [f["response"]["metadata"] for f in frames(engine)] == [None, None]
+
+
+def test_an_event_received_after_a_short_frame_is_still_kept_compact_in_the_journal():
+    engine = connected(clear_then_response())
+    engine.feed('{"type":"output_audio_buffer.clear"}', 1)
+    engine.receive({"type": "session.update", "session": {"instructions": "x" * 5000}}, 2)
+    assert engine.journal[-1].event == {"type": "session.update", "session": {"instructions": "<5000 characters>"}}
+
+
+# -- barge-in: the engine's own cancel only where the recording has none --------------------------------------
+
+def play_barge_in(engine: ReplaySession) -> list[dict]:
+    """The flow of test_engine_turns' barge-in: the user speaks again at 2400 ms while the answer plays."""
+    engine.start(0)
+    frames(engine, 0)
+    chunk = base64.b64encode(b"\x00" * 4800).decode()
+    for _ in range(8):
+        engine.receive({"type": "input_audio_buffer.append", "audio": chunk}, 100)
+    frames(engine, 300)
+    for _ in range(17):
+        engine.receive({"type": "input_audio_buffer.append", "audio": chunk}, 300)
+    return frames(engine)
+
+
+def test_a_barge_in_with_interrupt_response_off_lets_the_answer_finish():
+    from test_engine_turns import barge_in_cassette
+    c = barge_in_cassette()
+    created = c.sessions[0].core[0].event
+    created["session"]["audio"]["input"]["turn_detection"]["interrupt_response"] = False
+    rest = play_barge_in(ReplaySession(c, pace=1))
+    assert [e["response"]["status"] for e in rest if e["type"] == "response.done"] == ["completed"]
+
+
+def test_a_barge_in_the_recording_holds_is_replayed_as_recorded_not_cancelled_again():
+    from mockrealtime.core.library import CassetteLibrary
+    engine = ReplaySession(CassetteLibrary().resolve("turn_detected", "ga"), pace=1)
+    engine.start(0)
+    frames(engine)
+    first = next(e.event for e in engine.cassette.sessions[0].core if e.direction.value == "client")
+    engine.receive(first, 0)
+    chunk = base64.b64encode(b"\x00" * 960).decode()
+    now = 10.0
+    while engine.audio_ms < 2400:
+        engine.receive({"type": "input_audio_buffer.append", "audio": chunk}, now)
+        now += 1
+    frames(engine, now + 500)
+    assert engine.model.active_response_id is not None
+    while engine.audio_ms < 4100:
+        engine.receive({"type": "input_audio_buffer.append", "audio": chunk}, now)
+    (done,) = [e for e in frames(engine) if e["type"] == "response.done"]
+    recorded = next(e.event for e in engine.cassette.sessions[0].core if e.type == "response.done")
+    assert done["event_id"] == engine.fresh(recorded["event_id"])  # the recorded one, not one the engine made
+    assert done["response"]["status_details"] == {"type": "cancelled", "reason": "turn_detected"}
+
+
+# -- matching a trigger on state, finding cues --------------------------------------------------------------
+
+def tools_cassette(mode: str | None = None) -> Cassette:
+    session = {"type": "realtime", "tools": [{"type": "function", "name": "f"}], "tool_choice": "auto",
+               "audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}},
+                         "output": {"format": {"type": "audio/pcm", "rate": 24000}}}}
+    return Cassette(name="tools", dialect="ga", matching={"mode": mode} if mode else {}, sessions=[Session([
+        srv(0, "session.created", 1, session=session),
+        ev("client", 1, "response.create"),
+        srv(2, "response.created", 2, response={"id": "resp_1", "status": "in_progress", "output": []}),
+        srv(3, "response.done", 3, response={"id": "resp_1", "status": "completed", "output": []}),
+    ])])
+
+
+@pytest.mark.parametrize(("update", "named"), [
+    ({"tool_choice": "required"}, 'session.tool_choice: expected "auto", received "required"'),
+    ({"audio": {"output": {"format": {"type": "audio/pcmu"}}}},
+     'session.audio formats (input, output): expected ["pcm16", "pcm16"], received ["pcm16", "g711_ulaw"]'),
+])
+def test_a_trigger_is_matched_on_the_state_the_model_would_see_and_the_difference_is_named(update, named):
+    engine = connected(tools_cassette())
+    engine.receive({"type": "session.update", "session": {"type": "realtime", **update}}, 1)
+    frames(engine)
+    engine.receive({"type": "response.create"}, 2)
+    (error,) = frames(engine)
+    assert named in error["error"]["message"]
+
+
+def test_type_mode_matches_a_trigger_on_its_type_alone_whatever_the_state():
+    engine = connected(tools_cassette("type"))
+    engine.receive({"type": "session.update", "session": {"type": "realtime", "tool_choice": "required"}}, 1)
+    frames(engine)
+    engine.receive({"type": "response.create"}, 2)
+    assert types(frames(engine)) == ["response.created", "response.done"]
+
+
+def three_updates_cassette() -> Cassette:
+    return cassette(
+        srv(0, "session.created", 1, session={"type": "realtime"}),
+        *[e for n in range(3) for e in (ev("client", 1 + n, "session.update", session={"type": "realtime"}),
+                                          srv(1.5 + n, "session.updated", 2 + n, session={"type": "realtime"}))],
+        ev("client", 10, "response.create"),
+        srv(11, "response.created", 9, response={"id": "resp_1", "status": "in_progress", "output": []}),
+        srv(12, "response.done", 10, response={"id": "resp_1", "status": "completed", "output": []}),
+        ev("client", 20, "conversation.item.delete", item_id="item_x"),
+    )
+
+
+def test_repeated_housekeeping_consumes_its_cues_in_recorded_order():
+    engine = connected(three_updates_cassette())
+    for n in range(4):
+        engine.receive({"type": "session.update", "session": {"type": "realtime"}}, 1 + n)
+    cues = [cue.index for cue in engine.plan.turns[0].cues]
+    assert [e.event_index for e in engine.journal] == [*cues, None]
+    assert [e.outcome for e in engine.journal] == ["matched"] * 3 + ["answered"]
+
+
+def test_housekeeping_recorded_after_a_response_does_not_release_that_response_early():
+    engine = connected(three_updates_cassette())
+    engine.receive({"type": "conversation.item.delete", "item_id": "item_x"}, 1)
+    got = frames(engine)
+    assert types(got) == ["error"] and got[0]["error"]["code"] == "item_delete_invalid_item_id"
+    engine.receive({"type": "response.create"}, 2)
+    assert types(frames(engine)) == ["response.created", "response.done"]
+
+
+def test_strict_mode_past_the_last_turn_expects_nothing():
+    engine = connected(clear_then_response(), strict=True)
+    engine.receive({"type": "output_audio_buffer.clear"}, 1)
+    engine.receive({"type": "response.create"}, 2)
+    frames(engine)
+    engine.receive({"type": "conversation.item.retrieve", "item_id": "x"}, 3)
+    (d,) = engine.divergences
+    assert (d.event_index, d.expected) == (None, None)
