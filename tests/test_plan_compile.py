@@ -1,0 +1,111 @@
+"""The plan compiler on its own, without an engine or sockets: which turn or cue each recorded server
+event is attributed to (errors naming a trigger or nothing, pipelined item echoes), the state a trigger
+is matched on, and the frames it serialises once for every replay."""
+
+from __future__ import annotations
+
+import json
+
+from mockrealtime.core.cassette import Cassette, RecordedEvent, Session
+from mockrealtime.core.plan import Plan, compile_plan, plan_for
+
+
+def ev(direction: str, at_ms: float, type: str, **fields) -> RecordedEvent:
+    return RecordedEvent.make(direction, at_ms, {"type": type, **fields})
+
+
+def srv(at_ms: float, type: str, n: int, **fields) -> RecordedEvent:
+    return ev("server", at_ms, type, event_id=f"event_{n:03d}", **fields)
+
+
+def plan(*events: RecordedEvent, dialect: str = "ga") -> Plan:
+    return compile_plan(Cassette(name="p", dialect=dialect, sessions=[Session(list(events))], matching={}), 0)
+
+
+def error(n: int, at_ms: float, event_id=None) -> RecordedEvent:
+    return srv(at_ms, "error", n, error={"type": "invalid_request_error", "code": "c", "message": "m", "param": None,
+                                         "event_id": event_id})
+
+
+CREATED = {"id": "resp_1", "status": "in_progress", "output": []}
+
+
+def test_an_error_naming_an_earlier_trigger_is_that_turns_answer():
+    p = plan(srv(0, "session.created", 1, session={"type": "realtime"}),
+             ev("client", 1, "response.create", event_id="rc_1"),
+             ev("client", 2, "response.create", event_id="rc_2"),
+             srv(3, "response.created", 2, response=CREATED),
+             error(3, 4, "rc_1"))
+    first, second = p.turns
+    assert (first.error, [e.type for _, e in first.sends]) == (True, ["response.created", "error"])
+    assert (second.error, second.sends) == (False, [])
+
+
+def test_an_error_naming_nothing_answers_the_trigger_just_sent_but_not_one_already_answered():
+    p = plan(srv(0, "session.created", 1, session={"type": "realtime"}),
+             ev("client", 1, "response.create"),
+             error(2, 2))
+    (turn,) = p.turns
+    assert turn.error and [e.type for _, e in turn.sends] == ["error"]
+    p = plan(srv(0, "session.created", 1, session={"type": "realtime"}),
+             ev("client", 1, "response.create"),
+             srv(2, "response.created", 2, response=CREATED),
+             error(3, 3))
+    (turn,) = p.turns
+    assert not turn.error and [e.type for _, e in turn.sends] == ["response.created", "error"]
+
+
+def test_an_error_naming_an_unknown_event_is_no_triggers_answer():
+    p = plan(srv(0, "session.created", 1, session={"type": "realtime"}),
+             ev("client", 1, "response.create", event_id="rc_1"),
+             srv(2, "response.created", 2, response=CREATED),
+             error(3, 3, "someone_else"))
+    (turn,) = p.turns
+    assert not turn.error
+
+
+def test_pipelined_item_creates_get_their_own_echoes_matched_by_id_then_by_type_and_role():
+    user = {"type": "message", "role": "user", "content": []}
+    p = plan(srv(0, "session.created", 1, session={"type": "realtime"}),
+             ev("client", 1, "conversation.item.create", item={"id": "mine", **user}),
+             ev("client", 2, "conversation.item.create", item={"type": "message", "role": "system", "content": []}),
+             ev("client", 3, "conversation.item.create", item=user),
+             srv(4, "conversation.item.added", 2, item={"id": "item_u", **user}),
+             srv(5, "conversation.item.added", 3, item={"id": "item_s", "type": "message", "role": "system", "content": []}),
+             srv(6, "conversation.item.added", 4, item={"id": "mine", **user}),
+             srv(7, "conversation.item.added", 5, item="not an item"))
+    (end,) = p.turns
+    assert [[(a.event.get("item") or {}).get("id") if isinstance(a.event.get("item"), dict) else None
+             for _, a in cue.answers] for cue in end.cues] == [["mine"], ["item_s"], ["item_u"]]
+
+
+def test_the_recorded_state_at_a_trigger_is_what_the_model_saw():
+    session = {"type": "realtime", "tools": [{"type": "function", "name": "b"}, {"type": "function", "name": "a"}, "x"],
+               "tool_choice": "required", "output_modalities": ["text"],
+               "audio": {"input": {"format": {"type": "audio/pcmu"}}, "output": {"format": {"type": "audio/pcm", "rate": 24000}}}}
+    p = plan(srv(0, "session.created", 1, session=session),
+             ev("client", 1, "conversation.item.create", item={"type": "function_call_output", "call_id": "call_1", "output": ""}),
+             srv(2, "conversation.item.added", 2, item={"id": "o", "type": "function_call_output", "call_id": "call_1"}),
+             srv(3, "conversation.item.added", 3, item={"id": "u", "type": "message", "role": "user"}),
+             ev("client", 4, "response.create"))
+    (turn,) = p.turns
+    state = turn.state
+    assert (state.tools, state.tool_choice, state.modalities, state.formats, state.items, state.outputs) == (
+        ["a", "b"], "required", ["text"], ("g711_ulaw", "pcm16"), ["function_call_output", "message:user"], ["call_1"])
+
+
+def test_a_plan_serialises_each_frame_once_with_slots_where_ids_go():
+    c = Cassette(name="w", dialect="ga", matching={}, sessions=[Session([
+        srv(0, "session.created", 1, session={"type": "realtime", "id": "sess_1"}),
+        ev("client", 1, "session.update", session={"type": "realtime"}),
+        srv(2, "session.updated", 2, session={"type": "realtime", "id": "sess_1"}),
+        ev("client", 3, "response.create"),
+        srv(4, "response.created", 3, response={"id": "resp_1", "status": "in_progress", "error": {"event_id": "x_1"}}),
+    ])])
+    p = plan_for(c, 0, warm=True)
+    assert sorted(p.frames) == [0, 2, 4]
+    assert p.frames[4].pieces == ['{"type":"response.created","event_id":"event_', '003","response":{"id":"resp_',
+                                  '1","status":"in_progress","error":{"event_id":"x_1"}}}']
+    assert b"".join(p.frames[4].bpieces) == "".join(p.frames[4].pieces).encode()
+    assert plan_for(c, 0) is p
+    json.loads("MR1x".join(p.frames[0].pieces))
