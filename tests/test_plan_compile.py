@@ -109,3 +109,46 @@ def test_a_plan_serialises_each_frame_once_with_slots_where_ids_go():
     assert b"".join(p.frames[4].bpieces) == "".join(p.frames[4].pieces).encode()
     assert plan_for(c, 0) is p
     json.loads("MR1x".join(p.frames[0].pieces))
+
+
+def test_vad_turns_open_at_the_audio_position_counted_from_interleaved_runs_of_appends():
+    from mockrealtime.core.cassette_model import ClientAudioRun
+    chunk = 4800  # 100 ms of pcm16 at 24 kHz
+    runs = (ClientAudioRun([100_000, 300_000, 500_000], [chunk] * 3, None, 0, {}, [None] * 3),
+            ClientAudioRun([200_000, 400_000], [chunk] * 2, None, 0, {}, [None] * 2))
+    core = [srv(0, "session.created", 1, session={"type": "realtime"}),
+            ev("client", 210, "session.update", session={"type": "realtime"}),
+            srv(250, "input_audio_buffer.speech_started", 2, audio_start_ms=500, item_id="item_u"),
+            srv(600, "input_audio_buffer.speech_stopped", 3, audio_end_ms=450, item_id="item_u"),
+            srv(700, "input_audio_buffer.timeout_triggered", 4, item_id="item_u")]
+    p = compile_plan(Cassette(name="r", dialect="ga", matching={}, sessions=[Session(core, runs=runs)]), 0)
+    # the recorded position caps the stated one; an event stating none opens at the position
+    assert [(t.kind, t.index, t.audio_ms, t.at_us) for t in p.turns] == [
+        ("audio", 4, 200.0, 250_000), ("audio", 8, 450.0, 600_000), ("audio", 9, 500.0, 700_000)]
+    assert [c.type for c in p.turns[0].cues] == ["session.update"]
+
+
+def test_what_the_server_sent_after_housekeeping_before_any_trigger_follows_that_housekeeping():
+    p = plan(srv(0, "session.created", 1, session={"type": "realtime"}),
+             srv(1, "rate_limits.updated", 2, rate_limits=[]),
+             ev("client", 2, "session.update", session={"type": "realtime"}),
+             srv(3, "session.updated", 3, session={"type": "realtime"}),
+             srv(4, "rate_limits.updated", 4, rate_limits=[]))
+    assert [e.type for _, e in p.connect] == ["session.created", "rate_limits.updated"]
+    (end,) = p.turns
+    (cue,) = end.cues
+    assert ([e.type for _, e in cue.answers], [e.type for _, e in cue.tail]) == (["session.updated"], ["rate_limits.updated"])
+
+
+def test_a_housekeeping_error_naming_nothing_answers_the_first_unanswered_event_of_a_pipelined_batch():
+    p = plan(srv(0, "session.created", 1, session={"type": "realtime"}),
+             ev("client", 1, "session.update", session={"type": "realtime"}),
+             srv(2, "session.updated", 2, session={"type": "realtime"}),
+             ev("client", 3, "conversation.item.delete", item_id="a"),
+             ev("client", 3, "conversation.item.delete", item_id="b"),
+             error(3, 4),
+             srv(5, "conversation.item.deleted", 4, item_id="b"))
+    (end,) = p.turns
+    update, first, second = end.cues
+    assert (update.error, first.error, second.error) == (False, True, False)
+    assert [e.type for _, e in first.answers] == ["error"] and [e.type for _, e in second.answers] == ["conversation.item.deleted"]
