@@ -100,12 +100,16 @@ def test_a_plan_serialises_each_frame_once_with_slots_where_ids_go():
         ev("client", 1, "session.update", session={"type": "realtime"}),
         srv(2, "session.updated", 2, session={"type": "realtime", "id": "sess_1"}),
         ev("client", 3, "response.create"),
-        srv(4, "response.created", 3, response={"id": "resp_1", "status": "in_progress", "error": {"event_id": "x_1"}}),
+        srv(4, "response.created", 3, response={"id": "resp_1", "status": "in_progress", "error": {"id": "x_1"},
+                                                "metadata": {"event_id": "m_1", "note": "café"}}),
     ])])
     p = plan_for(c, 0, warm=True)
     assert sorted(p.frames) == [0, 2, 4]
+    # compact, UTF-8 as is; a slot after the prefix of every id and of the event's own event_id, none in an
+    # error object (it quotes the client) nor for an event_id deeper down
     assert p.frames[4].pieces == ['{"type":"response.created","event_id":"event_', '003","response":{"id":"resp_',
-                                  '1","status":"in_progress","error":{"event_id":"x_1"}}}']
+                                  '1","status":"in_progress","error":{"id":"x_1"},'
+                                  '"metadata":{"event_id":"m_1","note":"café"}}}']
     assert b"".join(p.frames[4].bpieces) == "".join(p.frames[4].pieces).encode()
     assert plan_for(c, 0) is p
     json.loads("MR1x".join(p.frames[0].pieces))
@@ -152,3 +156,30 @@ def test_a_housekeeping_error_naming_nothing_answers_the_first_unanswered_event_
     update, first, second = end.cues
     assert (update.error, first.error, second.error) == (False, True, False)
     assert [e.type for _, e in first.answers] == ["error"] and [e.type for _, e in second.answers] == ["conversation.item.deleted"]
+
+
+def test_a_tag_goes_after_the_first_underscore_or_in_front():
+    from mockrealtime.core.plan import tag_slot
+    assert [tag_slot("item_a_b", "T"), tag_slot("abc", "T")] == ["item_Ta_b", "Tabc"]
+
+
+def test_plans_are_cached_per_cassette_object_and_session_and_the_oldest_cassette_ages_out():
+    from mockrealtime.core import plan as plan_module
+
+    def make() -> Cassette:
+        return Cassette(name="c", dialect="ga", matching={}, sessions=[
+            Session([srv(0, "session.created", 1, session={"type": "realtime"})]),
+            Session([srv(0, "session.created", 2, session={"type": "realtime"})])])
+
+    first = make()
+    p0, p1 = plan_for(first, 0), plan_for(first, 1)
+    assert p0 is not p1 and plan_for(first, 0) is p0 and p0.frames == {}  # not warmed unless asked
+    same_name = make()
+    assert plan_for(same_name, 0) is not p0
+    others = [make() for _ in range(plan_module.CACHE_SIZE - 2)]
+    for other in others:
+        plan_for(other, 0)
+    assert plan_for(first, 0) is p0  # used again: now the newest
+    plan_for(make(), 0)  # one over: the least recently used (same_name) goes
+    assert id(same_name) not in plan_module._CACHE and plan_for(first, 0) is p0
+    assert len(plan_module._CACHE) == plan_module.CACHE_SIZE
