@@ -1,0 +1,210 @@
+"""The outgoing side of a replay, without sockets: deltas of several items and parts interleaved through
+the tight loop and frame by frame, ending a session, the next deadline, JSON for the wire (UTF-8, or
+escaped where a client's lone surrogate is echoed), and recorded errors and metadata as they are patched."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from mockrealtime.core.cassette import Cassette, Close, RecordedEvent, Session
+from mockrealtime.core.engine import CloseFrame, ReplaySession
+
+
+def srv(at_ms: float, n: int, body: dict) -> RecordedEvent:
+    return RecordedEvent.make("server", at_ms, {"event_id": f"event_{n}", **body})
+
+
+def audio(item: str, n_bytes: int) -> dict:
+    return {"type": "response.output_audio.delta", "response_id": "resp_1", "item_id": item, "output_index": 0,
+            "content_index": 0, "delta": base64.b64encode(bytes(n_bytes)).decode()}
+
+
+def text(kind: str, item: str, index: int, delta: str | None) -> dict:
+    body = {"type": kind, "response_id": "resp_1", "item_id": item, "output_index": 0, "content_index": index}
+    return body if delta is None else {**body, "delta": delta}
+
+
+TRANSCRIPT = "response.output_audio_transcript.delta"
+TEXT = "response.output_text.delta"
+
+
+def interleaved() -> Cassette:
+    """Deltas of two items and of two parts of one item, back to back, the run ending on a delta."""
+    events = [RecordedEvent.make("server", 0, {"type": "session.created", "event_id": "event_0", "session": {"type": "realtime"}}),
+              RecordedEvent.make("client", 1, {"type": "response.create"})]
+    bodies = [{"type": "response.created", "response": {"id": "resp_1", "status": "in_progress", "output": []}}]
+    for k in range(2):
+        bodies.append({"type": "response.output_item.added", "response_id": "resp_1", "output_index": k,
+                       "item": {"id": f"item_{k}", "type": "message", "role": "assistant", "content": []}})
+    bodies += [{"type": "response.content_part.added", "response_id": "resp_1", "item_id": "item_0", "output_index": 0,
+                "content_index": 0, "part": {"type": "audio"}},
+               {"type": "response.content_part.added", "response_id": "resp_1", "item_id": "item_0", "output_index": 0,
+                "content_index": 1, "part": {"type": "text"}},
+               {"type": "response.content_part.added", "response_id": "resp_1", "item_id": "item_1", "output_index": 1,
+                "content_index": 0, "part": {"type": "audio"}}]
+    bodies += [audio("item_0", 4800), audio("item_1", 480), audio("item_0", 480), text(TRANSCRIPT, "item_0", 0, "a"),
+               text(TEXT, "item_0", 1, "b"), text(TRANSCRIPT, "item_0", 0, "c"), text(TRANSCRIPT, "item_1", 0, "d"),
+               text(TRANSCRIPT, "item_0", 0, None), audio("item_1", 4800), text(TEXT, "item_0", 1, "e")]
+    events += [srv(2 + i / 10, i + 1, body) for i, body in enumerate(bodies)]
+    return Cassette(name="mix", dialect="ga", sessions=[Session(events)])
+
+
+def play(as_bytes: bool, chunk: int | None) -> tuple[list, ReplaySession]:
+    engine = ReplaySession(interleaved(), connection=2, as_bytes=as_bytes)
+    engine.start(0.0)
+    sent = list(engine.pop_due(0.0))
+    engine.feed('{"type":"response.create"}', 1.0)
+    while True:
+        got = engine.pop_due(1.0, chunk)
+        assert chunk is None or len(got) <= chunk
+        sent += got
+        if not got or chunk is None:
+            break
+    return [json.loads(f) for f in sent], engine
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 2, 3, 5])
+def test_interleaved_deltas_of_items_and_parts_keep_each_ones_clock_and_text_in_the_tight_loop(chunk):
+    fast_frames, fast = play(True, chunk)
+    slow_frames, slow = play(False, chunk)
+    assert fast_frames == slow_frames and len(fast_frames) == 1 + 6 + 10
+    expected = {"item_MR2x0": pytest.approx(110.0), "item_MR2x1": pytest.approx(110.0)}
+    assert fast.model.audio_ms == slow.model.audio_ms == expected
+    for engine in (fast, slow):
+        parts = {(item, i): p.text for item, out in engine.model.outputs.items() for i, p in out.parts.items()}
+        assert parts == {("item_MR2x0", 0): "ac", ("item_MR2x0", 1): "be", ("item_MR2x1", 0): "d"}
+        assert engine.model.assistant_audio and engine.finished
+
+
+def test_a_limit_caps_the_frames_the_tight_loop_hands_out():
+    engine = ReplaySession(interleaved(), as_bytes=True)
+    engine.start(0.0)
+    engine.pop_due(0.0)
+    engine.feed('{"type":"response.create"}', 1.0)
+    assert [len(engine.pop_due(1.0, n)) for n in (7, 3, 2, 100)] == [7, 3, 2, 4]
+
+
+# -- ending, deadlines ---------------------------------------------------------------------------------------
+
+def paced(pace: float = 1.0) -> ReplaySession:
+    engine = ReplaySession(interleaved(), pace=pace)
+    engine.start(0.0)
+    engine.pop_due(0.0)
+    engine.receive({"type": "response.create"}, 10.0)
+    return engine
+
+
+def test_end_drops_what_is_queued_and_sends_one_error_then_the_close():
+    engine = paced()
+    engine.pop_due(11.0)
+    engine.end({"type": "error", "error": {"type": "server_error", "code": "c", "message": "m", "param": None,
+                                           "event_id": None}}, 1011, "going away", 12.0)
+    assert engine.next_deadline() == 12.0
+    got = engine.pop_due(12.0)
+    assert [json.loads(f)["type"] for f in got[:-1]] == ["error"] and got[-1] == CloseFrame(1011, "going away")
+    assert json.loads(got[0])["event_id"].startswith("event_MR000") and engine.closed
+
+
+def test_the_next_deadline_is_the_earlier_of_the_recording_and_the_answers():
+    engine = paced()
+    # the response's first frame keeps its recorded delay after the trigger (2 ms - 1 ms)
+    assert engine.next_deadline() == pytest.approx(11.0)
+    engine.receive({"type": "input_audio_buffer.clear"}, 10.5)  # an answer due now
+    assert engine.next_deadline() == 10.5
+    engine.pop_due(10.5)
+    assert engine.next_deadline() == pytest.approx(11.0)
+    engine.pop_due(11.0)
+    assert engine.next_deadline() == pytest.approx(11.1)  # recorded 0.1 ms apart, at pace 1
+    slow = paced(pace=2.0)
+    slow.pop_due(12.0)
+    assert slow.next_deadline() == pytest.approx(12.2)
+
+
+def test_after_a_cancel_what_the_recording_holds_next_is_not_delayed_by_the_dropped_rest():
+    engine = paced(pace=100.0)  # the response would take 150 ms of recorded time
+    engine.pop_due(110.0)
+    engine.receive({"type": "response.cancel"}, 120.0)
+    engine.pop_due(120.0)
+    engine.receive({"type": "input_audio_buffer.clear"}, 121.0)
+    assert engine.next_deadline() == 121.0
+
+
+# -- the wire text ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_answers_are_compact_utf8_and_a_lone_surrogate_is_escaped_not_broken(as_bytes):
+    engine = ReplaySession(interleaved(), as_bytes=as_bytes)
+    engine.start(0.0)
+    engine.pop_due(0.0)
+    item = {"id": "x", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "café"}]}
+    engine.receive({"type": "conversation.item.create", "item": item}, 1.0)
+    plain = engine.pop_due(1.0)[0]
+    wire = plain.decode() if as_bytes else plain
+    assert isinstance(plain, bytes if as_bytes else str) and '"text":"café"' in wire and ", " not in wire
+    lone = {**item, "id": "y", "content": [{"type": "input_text", "text": "a\ud800"}]}
+    engine.receive({"type": "conversation.item.create", "item": lone}, 2.0)
+    escaped = engine.pop_due(2.0)[0]
+    wire = escaped.decode() if as_bytes else escaped
+    assert '"text":"a\\ud800"' in wire and ", " not in wire
+    wire.encode()  # a valid frame
+
+
+def recorded_errors() -> Cassette:
+    """A response whose recorded sends hold an error naming nothing and one naming another event."""
+    def error(n: int, event_id):
+        return srv(3 + n, n, {"type": "error", "error": {"type": "invalid_request_error", "code": f"c{n}", "message": "m",
+                                                          "param": None, "event_id": event_id}})
+    return Cassette(name="errs", dialect="ga", sessions=[Session([
+        RecordedEvent.make("server", 0, {"type": "session.created", "event_id": "event_0", "session": {"type": "realtime"}}),
+        RecordedEvent.make("client", 1, {"type": "response.create", "event_id": "rec_rc",
+                                         "response": {"metadata": {"k": "recorded"}}}),
+        srv(2, 1, {"type": "response.created", "response": {"id": "resp_1", "status": "in_progress", "metadata": {"k": "recorded"}}}),
+        error(2, "someone_else"),
+        error(3, None),
+        srv(7, 4, {"type": "response.done", "response": {"id": "resp_1", "status": "completed", "metadata": {"k": "recorded"}}}),
+    ])])
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_recorded_errors_name_the_live_trigger_only_where_they_named_it_or_nothing(as_bytes):
+    engine = ReplaySession(recorded_errors(), as_bytes=as_bytes)
+    engine.start(0.0)
+    engine.pop_due(0.0)
+    engine.receive({"type": "response.create", "event_id": "live_rc", "response": {"metadata": {"k": "live"}}}, 1.0)
+    got = [json.loads(f) for f in engine.pop_due(1.0)]
+    assert [(e["type"], e.get("error", {}).get("event_id")) for e in got] == [
+        ("response.created", None), ("error", "someone_else"), ("error", "live_rc"), ("response.done", None)]
+    assert [e["event_id"] for e in got] == ["event_MR0x1", "event_MR0x2", "event_MR0x3", "event_MR0x4"]
+    assert got[0]["response"] == {"id": "resp_MR0x1", "status": "in_progress", "metadata": {"k": "live"}}
+    assert got[-1]["response"]["metadata"] == {"k": "live"}
+
+
+def test_frames_after_a_client_chose_an_id_still_carry_this_connections_event_ids():
+    engine = ReplaySession(recorded_errors())
+    engine.start(0.0)
+    engine.pop_due(0.0)
+    engine._override["resp_1"] = "resp_chosen"
+    engine.receive({"type": "response.create", "event_id": "live_rc", "response": {"metadata": {"k": "recorded"}}}, 1.0)
+    got = [json.loads(f) for f in engine.pop_due(1.0)]
+    assert [e["event_id"] for e in got] == ["event_MR0x1", "event_MR0x2", "event_MR0x3", "event_MR0x4"]
+    assert got[0]["response"]["id"] == got[-1]["response"]["id"] == "resp_chosen"
+    assert got[2]["error"]["event_id"] == "live_rc"
+
+
+def test_a_recorded_close_after_the_last_frame_is_sent_once_then_nothing():
+    c = Cassette(name="c", dialect="ga", sessions=[Session([
+        RecordedEvent.make("server", 0, {"type": "session.created", "event_id": "event_0", "session": {"type": "realtime"}}),
+        RecordedEvent.make("client", 1, {"type": "response.create"}),
+        srv(2, 1, {"type": "response.created", "response": {"id": "resp_1", "status": "in_progress"}}),
+    ], Close("server", 1000, ""))])
+    engine = ReplaySession(c)
+    engine.start(0.0)
+    engine.pop_due(0.0)
+    engine.receive({"type": "response.create"}, 1.0)
+    got = engine.pop_due(1.0)
+    assert got[-1] == CloseFrame(1000, "") and len(got) == 2
+    assert engine.pop_due(1e9) == [] and engine.next_deadline() is None
+    assert CloseFrame(1000, "") != CloseFrame(1000, "x") and CloseFrame(1000, "") != (1000, "")
