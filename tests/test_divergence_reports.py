@@ -119,8 +119,8 @@ def test_what_is_left_unplayed_lists_triggers_audio_and_server_events_and_surviv
     paced.receive({"type": "response.create"}, 2)
     paced.pop_due(3)  # response.created is out (1 ms after the trigger), response.done is still queued
     left = paced.unplayed()
-    assert left[0] == {"event_index": response.sends[1][0], "direction": "server", "type": "response.done"} or \
-        left[-1] == {"event_index": response.sends[1][0], "direction": "server", "type": "response.done"}
+    cues = {c.index for t in turns for c in t.cues}  # not listed outside strict mode
+    assert left == [*(e for e in expected[4:] if e["event_index"] not in cues), {"event_index": response.sends[1][0], "direction": "server", "type": "response.done"}]
     paced.release()
     assert paced.unplayed() == left and paced.next_deadline() is None
     assert paced.model.session == {} and paced.model.dialect == "ga"
