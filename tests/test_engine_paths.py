@@ -517,3 +517,128 @@ def test_strict_mode_past_the_last_turn_expects_nothing():
     engine.receive({"type": "conversation.item.retrieve", "item_id": "x"}, 3)
     (d,) = engine.divergences
     assert (d.event_index, d.expected) == (None, None)
+
+
+# -- what the first re-run left alive ---------------------------------------------------------------------------
+
+def test_bad_settings_are_refused_with_what_is_allowed():
+    with pytest.raises(ValueError, match=r"^pace must be 0 \(as fast as possible\) or more$"):
+        ReplaySession(clear_then_response(), pace=-1)
+    with pytest.raises(ValueError, match="^on_divergence must be one of error, close$"):
+        ReplaySession(clear_then_response(), on_divergence="ignore")
+
+
+def test_the_client_acting_is_noted_for_stall_detection():
+    engine = connected(housekeeping_cassette())
+    assert engine.acted is False
+    engine.receive({"type": "input_audio_buffer.append", "audio": silence(10)}, 1)
+    assert engine.acted is True
+    engine.acted = False
+    engine.receive({"type": "conversation.item.retrieve", "item_id": "x"}, 2)
+    assert engine.acted is True
+
+
+def test_a_fed_append_is_journaled_with_its_audio_length_and_a_long_event_compact_even_before_any_frame():
+    engine = connected(housekeeping_cassette())
+    engine.receive({"type": "session.update", "session": {"instructions": "x" * 3000}}, 1)
+    assert engine.journal[-1].event == {"type": "session.update", "session": {"instructions": "<3000 characters>"}}
+    engine.feed(json.dumps({"type": "input_audio_buffer.append", "audio": silence(10)}), 2)
+    assert engine.journal[-1].event == {"type": "input_audio_buffer.append", "audio_bytes": 480}
+
+
+def test_items_the_model_invents_carry_the_connection_number_and_a_create_without_a_recorded_echo_gets_one():
+    c = cassette(srv(0, "session.created", 1, session={"type": "realtime"}),
+                 ev("client", 1, "conversation.item.create", item=USER_TEXT))
+    engine = connected(c, connection=7)
+    engine.receive({"type": "conversation.item.create", "item": USER_TEXT}, 1)
+    assert [f["item"]["id"] for f in frames(engine)] == ["item_MR007000000000000001"] * 2
+    engine.receive({"type": "conversation.item.create", "item": USER_TEXT}, 2)
+    assert [f["item"]["id"] for f in frames(engine)] == ["item_MR007000000000000002"] * 2
+
+
+def test_a_beta_item_without_an_id_gets_the_recorded_id_from_conversation_item_created():
+    c = Cassette(name="b", dialect="beta", matching={}, sessions=[Session([
+        srv(0, "session.created", 1, session={"id": "sess_1"}),
+        ev("client", 5, "conversation.item.create", item=USER_TEXT),
+        srv(6, "conversation.item.created", 2, previous_item_id=None, item={"id": "item_rec1", "object": "realtime.item", **USER_TEXT}),
+    ])])
+    engine = connected(c)
+    engine.receive({"type": "conversation.item.create", "item": USER_TEXT}, 1)
+    (echo,) = frames(engine)
+    assert echo["item"]["id"] == "item_MR0xrec1"
+
+
+def test_session_overrides_make_session_created_with_this_connections_ids_and_keep_what_followed_it():
+    c = cassette(srv(0, "session.created", 1, session={"type": "realtime", "id": "sess_1", "instructions": "a"}),
+                 srv(1, "rate_limits.updated", 2, rate_limits=[]),
+                 srv(2, "conversation.created", 3, conversation={"id": "conv_1"}))
+    engine = ReplaySession(c, session_overrides={"instructions": "b"})
+    engine.start(0)
+    got = frames(engine)
+    assert got[0] == {"type": "session.created", "event_id": "event_MR0x001",
+                      "session": {"type": "realtime", "id": "sess_MR0x1", "instructions": "b"}}
+    assert [(f["type"], f["event_id"]) for f in got[1:]] == [("rate_limits.updated", "event_MR0x002"),
+                                                            ("conversation.created", "event_MR0x003")]
+
+
+def test_a_vad_turn_at_position_zero_opens_on_connect():
+    c = cassette(srv(0, "session.created", 1, session={"type": "realtime"}),
+                 ev("client", 1, "input_audio_buffer.append", audio=silence(100)),
+                 srv(50, "input_audio_buffer.speech_started", 2, audio_start_ms=0, item_id="item_u"))
+    engine = ReplaySession(c)
+    engine.start(0)
+    assert types(frames(engine)) == ["session.created", "input_audio_buffer.speech_started"]
+
+
+def test_the_engine_s_own_barge_in_cancel_goes_between_the_vad_event_and_the_rest_of_its_turn():
+    from test_engine_turns import barge_in_cassette
+    c = barge_in_cassette()
+    events = list(c.sessions[0].core) + [srv(2510, "rate_limits.updated", 99, rate_limits=[])]
+    rest = play_barge_in(ReplaySession(Cassette(name="b2", dialect="ga", matching={}, sessions=[Session(events)]), pace=1))
+    kinds = [e["type"] for e in rest]
+    start = kinds.index("input_audio_buffer.speech_started")
+    done = kinds.index("response.done")
+    assert kinds[start + 1:done] == ["response.output_audio.done", "response.output_audio_transcript.done",
+                                     "response.content_part.done", "response.output_item.done", "conversation.item.done"]
+    assert kinds[done + 1:] == ["rate_limits.updated"]
+
+
+def test_a_trigger_sent_while_a_vad_turn_is_pending_after_a_response_moves_past_it():
+    from test_divergence_reports import recording
+    engine = connected(recording())
+    engine.receive({"type": "session.update", "session": {"type": "realtime", "instructions": "a"}}, 1)
+    engine.receive({"type": "response.create"}, 2)
+    frames(engine)
+    engine.receive({"type": "response.create", "response": {"instructions": "second"}}, 3)
+    assert types(frames(engine)) == ["input_audio_buffer.speech_started", "response.created"]
+    assert (engine.journal[-1].at_ms, engine.journal[-1].outcome) == (3, "matched")
+
+
+def test_a_recorded_housekeeping_error_wins_over_the_validators_and_an_invalid_trigger_past_the_end_gets_the_api_error():
+    c = cassette(srv(0, "session.created", 1, session={"type": "realtime"}),
+                 ev("client", 1, "session.update", event_id="rec_su", session={"type": "nope"}),
+                 srv(2, "error", 2, error={"type": "invalid_request_error", "code": "invalid_value", "message": "recorded",
+                                           "param": "session.type", "event_id": "rec_su"}))
+    engine = connected(c, validator=ClientEventValidator("ga"))
+    engine.feed(json.dumps({"type": "session.update", "event_id": "live_su", "session": {"type": "nope"}}), 1)
+    (error,) = frames(engine)
+    assert (error["error"]["message"], error["error"]["event_id"]) == ("recorded", "live_su")
+    engine.feed(json.dumps({"type": "response.create", "response": {"output_modalities": ["bogus"]}}), 2)
+    (error,) = frames(engine)
+    assert error["error"]["param"] == "response.output_modalities[0]" and error["error"]["message"] != "recorded"
+
+
+def test_after_the_recorded_error_for_a_trigger_the_next_vad_turn_is_what_the_server_waits_for():
+    c = cassette(*vad_then_invalid_trigger().sessions[0].core,
+                 ev("client", 250, "input_audio_buffer.append", audio=silence(400)),
+                 srv(300, "input_audio_buffer.speech_started", 9, audio_start_ms=600, item_id="item_u2"))
+    engine = connected(c, validator=ClientEventValidator("ga"))
+    engine.feed(json.dumps({"type": "response.create", "response": {"output_modalities": ["bogus"]}}), 7)
+    frames(engine)
+    assert engine.waiting_for().startswith(f"input audio up to 600 ms (server VAD, recorded event {engine.plan.turns[2].index})")
+
+
+def test_sessions_of_a_cassette_are_taken_in_order_then_from_the_first_again():
+    three = Cassette(name="three", dialect="ga", sessions=[Session([]), Session([]), Session([])], matching={})
+    cursor = SessionCursor()
+    assert [cursor.take(three) for _ in range(5)] == [0, 1, 2, 0, 1]
