@@ -215,3 +215,12 @@ def test_everything_a_cassette_holds_comes_back_from_its_file(tmp_path):
     assert back == [e.event for e in events]
     assert loaded.sessions[0].close == Close("server", 1011, "upstream lost", error="boom")
     assert (loaded.handshake.subprotocols, loaded.matching) == (["realtime"], {"mode": "type"})
+
+
+def test_a_cassette_loaded_with_sidecar_audio_saves_it_to_sidecars_again_unchanged(tmp_path):
+    first, second = tmp_path / "a" / "c.yaml", tmp_path / "b" / "c.yaml"
+    first.parent.mkdir()
+    second.parent.mkdir()
+    save(cassette(1), str(first))
+    save(load(str(first)), str(second))
+    assert snapshot(first.parent) == snapshot(second.parent)
