@@ -73,7 +73,7 @@ def test_pipelined_item_creates_get_their_own_echoes_matched_by_id_then_by_type_
              srv(4, "conversation.item.added", 2, item={"id": "item_u", **user}),
              srv(5, "conversation.item.added", 3, item={"id": "item_s", "type": "message", "role": "system", "content": []}),
              srv(6, "conversation.item.added", 4, item={"id": "mine", **user}),
-             srv(7, "conversation.item.added", 5, item="not an item"))
+             srv(3.5, "conversation.item.added", 5, item="not an item"))
     (end,) = p.turns
     assert [[(a.event.get("item") or {}).get("id") if isinstance(a.event.get("item"), dict) else None
              for _, a in cue.answers] for cue in end.cues] == [["mine"], ["item_s"], ["item_u"]]
@@ -183,3 +183,36 @@ def test_plans_are_cached_per_cassette_object_and_session_and_the_oldest_cassett
     plan_for(make(), 0)  # one over: the least recently used (same_name) goes
     assert id(same_name) not in plan_module._CACHE and plan_for(first, 0) is p0
     assert len(plan_module._CACHE) == plan_module.CACHE_SIZE
+
+
+def test_the_audio_position_follows_the_recorded_input_format_and_vad_before_any_audio_opens_no_turn():
+    from mockrealtime.core.cassette_model import ClientAudioRun
+    pcmu = {"type": "realtime", "audio": {"input": {"format": {"type": "audio/pcmu"}}}}
+    core = [srv(0, "session.created", 1, session={"type": "realtime"}),
+            srv(1, "input_audio_buffer.speech_started", 2, audio_start_ms=0, item_id="item_0"),
+            ev("client", 2, "session.update", session=pcmu),
+            srv(3, "session.updated", 3, session=pcmu),
+            srv(500, "input_audio_buffer.speech_started", 4, audio_start_ms=900, item_id="item_u")]
+    runs = (ClientAudioRun([100_000, 200_000], [800, 800], None, 0, {}, [None, None]),)  # 100 ms each at 8 kHz
+    p = compile_plan(Cassette(name="u", dialect="ga", matching={}, sessions=[Session(core, runs=runs)]), 0)
+    assert [(t.kind, t.audio_ms) for t in p.turns] == [("audio", 200.0)]
+    assert [e.type for _, e in p.connect] == ["session.created", "input_audio_buffer.speech_started"]
+
+
+def test_an_error_naming_a_pipelined_trigger_is_its_answer_not_the_batch_s_first_event():
+    p = plan(srv(0, "session.created", 1, session={"type": "realtime"}),
+             ev("client", 1, "conversation.item.create", item={"type": "message", "role": "user", "content": []}),
+             ev("client", 1, "response.create", event_id="rc_1"),
+             error(2, 2, "rc_1"))
+    (turn,) = p.turns
+    assert turn.error and [e.type for _, e in turn.sends] == ["error"]
+    assert not turn.cues[0].error and turn.cues[0].answers == []
+
+
+def test_session_created_is_sent_on_connect_even_when_the_client_spoke_first():
+    p = plan(ev("client", 0, "session.update", session={"type": "realtime"}),
+             srv(1, "session.created", 1, session={"type": "realtime"}),
+             srv(2, "session.updated", 2, session={"type": "realtime"}))
+    assert [e.type for _, e in p.connect] == ["session.created"]
+    (end,) = p.turns
+    assert [e.type for _, e in end.cues[0].answers] == ["session.updated"]
