@@ -164,6 +164,8 @@ def recorded_errors() -> Cassette:
         srv(2, 1, {"type": "response.created", "response": {"id": "resp_1", "status": "in_progress", "metadata": {"k": "recorded"}}}),
         error(2, "someone_else"),
         error(3, None),
+        srv(6, 5, {"type": "error", "error": {"type": "invalid_request_error", "code": "c5", "message": "m", "param": None,
+                                              "event_id": "another"}}),
         srv(7, 4, {"type": "response.done", "response": {"id": "resp_1", "status": "completed", "metadata": {"k": "recorded"}}}),
     ])])
 
@@ -174,10 +176,12 @@ def test_recorded_errors_name_the_live_trigger_only_where_they_named_it_or_nothi
     engine.start(0.0)
     engine.pop_due(0.0)
     engine.receive({"type": "response.create", "event_id": "live_rc", "response": {"metadata": {"k": "live"}}}, 1.0)
-    got = [json.loads(f) for f in engine.pop_due(1.0)]
+    raw = engine.pop_due(1.0)
+    got = [json.loads(f) for f in raw]
     assert [(e["type"], e.get("error", {}).get("event_id")) for e in got] == [
-        ("response.created", None), ("error", "someone_else"), ("error", "live_rc"), ("response.done", None)]
-    assert [e["event_id"] for e in got] == ["event_MR0x1", "event_MR0x2", "event_MR0x3", "event_MR0x4"]
+        ("response.created", None), ("error", "someone_else"), ("error", "live_rc"), ("error", "another"), ("response.done", None)]
+    assert [e["event_id"] for e in got] == ["event_MR0x1", "event_MR0x2", "event_MR0x3", "event_MR0x5", "event_MR0x4"]
+    assert all(isinstance(f, bytes if as_bytes else str) for f in raw)
     assert got[0]["response"] == {"id": "resp_MR0x1", "status": "in_progress", "metadata": {"k": "live"}}
     assert got[-1]["response"]["metadata"] == {"k": "live"}
 
@@ -189,7 +193,7 @@ def test_frames_after_a_client_chose_an_id_still_carry_this_connections_event_id
     engine._override["resp_1"] = "resp_chosen"
     engine.receive({"type": "response.create", "event_id": "live_rc", "response": {"metadata": {"k": "recorded"}}}, 1.0)
     got = [json.loads(f) for f in engine.pop_due(1.0)]
-    assert [e["event_id"] for e in got] == ["event_MR0x1", "event_MR0x2", "event_MR0x3", "event_MR0x4"]
+    assert [e["event_id"] for e in got] == ["event_MR0x1", "event_MR0x2", "event_MR0x3", "event_MR0x5", "event_MR0x4"]
     assert got[0]["response"]["id"] == got[-1]["response"]["id"] == "resp_chosen"
     assert got[2]["error"]["event_id"] == "live_rc"
 
@@ -208,3 +212,125 @@ def test_a_recorded_close_after_the_last_frame_is_sent_once_then_nothing():
     assert got[-1] == CloseFrame(1000, "") and len(got) == 2
     assert engine.pop_due(1e9) == [] and engine.next_deadline() is None
     assert CloseFrame(1000, "") != CloseFrame(1000, "x") and CloseFrame(1000, "") != (1000, "")
+
+
+# -- what the first re-run left alive ---------------------------------------------------------------------------
+
+def call_then_close(close: Close | None = None) -> Cassette:
+    """A function call whose arguments stream in three deltas, then (optionally) the server closing."""
+    item = {"id": "fc_1", "type": "function_call", "call_id": "call_1", "name": "f", "arguments": ""}
+    bodies = [{"type": "response.created", "response": {"id": "resp_1", "status": "in_progress", "output": []}},
+              {"type": "response.output_item.added", "response_id": "resp_1", "output_index": 0, "item": item}]
+    bodies += [{"type": "response.function_call_arguments.delta", "response_id": "resp_1", "item_id": "fc_1",
+                "output_index": 0, "call_id": "call_1", "delta": d} for d in ('{"a"', ": ", "1}")]
+    bodies += [audio("item_x", 480), audio("item_x", 480)]
+    events = [RecordedEvent.make("server", 0, {"type": "session.created", "event_id": "event_0", "session": {"type": "realtime"}}),
+              RecordedEvent.make("client", 1, {"type": "response.create"})]
+    events += [srv(2 + i, i + 1, body) for i, body in enumerate(bodies)]
+    return Cassette(name="call", dialect="ga", sessions=[Session(events, close)])
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_a_cancel_mid_arguments_reports_the_arguments_sent_so_far(as_bytes):
+    engine = ReplaySession(call_then_close(), pace=1, as_bytes=as_bytes)
+    engine.start(0.0)
+    engine.pop_due(0.0)
+    engine.receive({"type": "response.create"}, 10.0)
+    engine.pop_due(14.5)  # response.created, the item, the first two deltas (recorded 1 ms apart)
+    engine.receive({"type": "response.cancel"}, 15.0)
+    got = [json.loads(f) for f in engine.pop_due(1e9)]
+    (done,) = [e for e in got if e["type"] == "response.function_call_arguments.done"]
+    assert done["arguments"] == '{"a": '
+    assert not [e for e in got if e["type"].endswith(".delta")]  # the cancelled rest is never sent
+
+
+def test_the_tight_loop_leaves_the_recorded_close_to_go_out_after_the_last_delta():
+    engine = ReplaySession(call_then_close(Close("server", 1000, "")), as_bytes=True)
+    engine.start(0.0)
+    engine.pop_due(0.0)
+    engine.receive({"type": "response.create"}, 1.0)
+    got = engine.pop_due(1.0)
+    assert all(isinstance(f, bytes) for f in got[:-1]) and got[-1] == CloseFrame(1000, "") and len(got) == 8
+
+
+def test_paced_utf8_frames_still_go_out_at_their_recorded_times():
+    engine = ReplaySession(call_then_close(), pace=1, as_bytes=True)
+    engine.start(0.0)
+    engine.pop_due(0.0)
+    engine.receive({"type": "response.create"}, 10.0)
+    assert len(engine.pop_due(14.5)) == 4 and len(engine.pop_due(1e9)) == 3
+
+
+def test_an_answer_not_yet_due_waits_and_a_run_due_first_goes_first():
+    engine = ReplaySession(call_then_close(), pace=1)
+    engine.start(0.0)
+    engine.pop_due(0.0)
+    engine.receive({"type": "response.create"}, 10.0)  # first frame due at 11
+    engine.receive({"type": "input_audio_buffer.clear"}, 20.0)  # answered at 20
+    assert engine.next_deadline() == pytest.approx(11.0)
+    assert engine.pop_due(10.5) == []
+    first = [json.loads(f)["type"] for f in engine.pop_due(11.0)]
+    assert first == ["response.created"]
+    assert [json.loads(f)["type"] for f in engine.pop_due(19.0)] == [
+        "response.output_item.added", *["response.function_call_arguments.delta"] * 3, *["response.output_audio.delta"] * 2]
+    assert [json.loads(f)["type"] for f in engine.pop_due(20.0)] == ["input_audio_buffer.cleared"]
+    idle = ReplaySession(call_then_close())
+    idle.start(0.0)
+    idle.pop_due(0.0)
+    idle.receive({"type": "input_audio_buffer.clear"}, 30.0)
+    assert idle.pop_due(29.0) == [] and len(idle.pop_due(30.0)) == 1
+
+
+def test_a_client_event_after_end_is_queued_behind_the_close_without_failing():
+    engine = paced()
+    engine.end({"type": "error", "error": {"type": "server_error", "code": "c", "message": "m", "param": None,
+                                           "event_id": None}}, 1011, "bye", 12.0)
+    engine.receive({"type": "response.create"}, 13.0)
+    got = engine.pop_due(1e9)
+    assert json.loads(got[0])["type"] == "error" and got[1] == CloseFrame(1011, "bye")
+
+
+def test_events_the_engine_makes_are_numbered_without_gaps():
+    engine = ReplaySession(interleaved())
+    engine.start(0.0)
+    engine.pop_due(0.0)
+    engine.receive({"type": "conversation.item.delete", "item_id": "nope"}, 1.0)  # an error the model makes
+    engine.receive({"type": "input_audio_buffer.clear"}, 2.0)
+    assert [json.loads(f)["event_id"] for f in engine.pop_due(2.0)] == ["event_MR000000000000000001",
+                                                                       "event_MR000000000000000002"]
+
+
+def with_answer_after() -> Cassette:
+    """A response at recorded times, with an event of no response after it, then a recorded answer the model
+    cannot make (output_audio_buffer.clear)."""
+    bodies = [{"type": "response.created", "response": {"id": "resp_1", "status": "in_progress", "output": []}},
+              audio("item_x", 480), audio("item_x", 480), {"type": "rate_limits.updated", "rate_limits": []}]
+    events = [RecordedEvent.make("server", 0, {"type": "session.created", "event_id": "event_0", "session": {"type": "realtime"}}),
+              RecordedEvent.make("client", 1, {"type": "response.create"})]
+    events += [srv(at, i + 1, body) for i, (at, body) in enumerate(zip((2, 3, 4, 12), bodies))]
+    events += [RecordedEvent.make("client", 13, {"type": "output_audio_buffer.clear"}), srv(14, 9, {"type": "output_audio_buffer.cleared"})]
+    return Cassette(name="after", dialect="ga", sessions=[Session(events)])
+
+
+def test_after_a_cancel_a_recorded_answer_waits_for_what_the_recording_still_sends_at_pace():
+    engine = ReplaySession(with_answer_after(), pace=2.0)
+    engine.start(0.0)
+    engine.pop_due(0.0)
+    engine.receive({"type": "response.create"}, 100.0)  # the run spans 10 recorded ms: 20 ms at pace 2
+    engine.pop_due(102.0)
+    engine.receive({"type": "response.cancel"}, 103.0)
+    engine.pop_due(103.0)
+    engine.receive({"type": "output_audio_buffer.clear"}, 104.0)
+    assert engine.pop_due(121.9) == []  # the cancelled deltas are skipped; rate_limits.updated is due at 122
+    assert [json.loads(f)["type"] for f in engine.pop_due(122.0)] == ["rate_limits.updated", "output_audio_buffer.cleared"]
+
+
+def test_an_input_transcription_replayed_is_what_the_session_model_keeps():
+    from test_engine_paths import housekeeping_cassette, silence
+    engine = ReplaySession(housekeeping_cassette())
+    engine.start(0.0)
+    engine.pop_due(0.0)
+    engine.receive({"type": "input_audio_buffer.append", "audio": silence(200)}, 1.0)
+    engine.receive({"type": "input_audio_buffer.commit"}, 2.0)
+    engine.pop_due(2.0)
+    assert engine.model.transcripts == {"item_MR0xrec2": "hello"}
