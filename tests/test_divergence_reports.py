@@ -20,24 +20,35 @@ def diverged(expected, received, *diffs: FieldDiff, **kw) -> Divergence:
 def test_a_summary_shows_each_differing_value_as_json_cut_after_80_characters():
     long = "x" * 100
     d = diverged({"type": "session.update"}, {"type": "session.update"},
-                 FieldDiff("session.instructions", long, "café", True), FieldDiff("session.voice", "<absent>", "a" * 78, True))
+                 FieldDiff("session.instructions", long, "café", True), FieldDiff("session.voice", "<absent>", "a" * 78, True),
+                 FieldDiff("session.model", "b" * 79, None, True))
     assert d.summary == ("expected 'session.update' (cassette 'c', session 0, event 3), received 'session.update'; differing: "
                          f'session.instructions: expected "{"x" * 76}..., received "café"; '
-                         f'session.voice: expected <absent>, received "{"a" * 78}"')
+                         f'session.voice: expected <absent>, received "{"a" * 78}"; '
+                         f'session.model: expected "{"b" * 76}..., received null')  # 81 characters quoted: cut
     assert d.to_dict()["differences"] == [
         {"path": "session.instructions", "expected": long, "received": "café", "matched_on": True},
-        {"path": "session.voice", "expected": "<absent>", "received": "a" * 78, "matched_on": True}]
+        {"path": "session.voice", "expected": "<absent>", "received": "a" * 78, "matched_on": True},
+        {"path": "session.model", "expected": "b" * 79, "received": None, "matched_on": True}]
 
 
 def test_strings_are_kept_up_to_2048_characters_and_nesting_to_32_levels():
     deep: dict = {"leaf": "x"}
     for _ in range(40):
         deep = {"d": deep}
-    kept = strip_audio({"type": "session.update", "a": "y" * 2048, "b": "z" * 2049, "n": deep, "l": [[["w" * 2049]]]})
+    nested: list = ["x"]
+    for _ in range(40):
+        nested = [nested]
+    kept = strip_audio({"type": "session.update", "a": "y" * 2048, "b": "z" * 2049, "n": deep, "l": [[["w" * 2049]]],
+                        "m": nested})
     assert (kept["a"], kept["b"], kept["l"]) == ("y" * 2048, "<2049 characters>", [[["<2049 characters>"]]])
     level, node = 1, kept["n"]
     while isinstance(node, dict):
         node, level = node["d"], level + 1
+    assert (node, level) == ("<nested too deep>", 33)
+    level, node = 1, kept["m"]
+    while isinstance(node, list):
+        node, level = node[0], level + 1
     assert (node, level) == ("<nested too deep>", 33)
 
 
@@ -151,7 +162,7 @@ def test_a_stall_is_reported_once_with_what_the_server_waits_for():
     note = f"stalled: the server waited 5 s for {label} (cassette 'rep', session 0)"
     assert error["error"] == {"type": "invalid_request_error", "code": "cassette_stalled", "message": "mockrealtime: " + note,
                               "param": None, "event_id": None}
-    assert error["event_id"].startswith("event_MR")
+    assert error["event_id"].startswith("event_MR") and set(error) == {"type", "event_id", "error"}
     (entry,) = engine.journal
     assert (entry.at_ms, entry.event, entry.outcome) == (5000, {"type": "mockrealtime.stall", "waiting_for": label}, "stalled")
     (d,) = engine.divergences
@@ -188,6 +199,7 @@ def test_a_divergence_points_to_the_later_recorded_trigger_it_would_match():
     engine.pop_due(1e12)
     engine.receive({"type": "response.create", "response": {"tool_choice": "required"}, "event_id": 7}, 2)
     (d,) = engine.divergences
+    assert d.cassette == "two"
     first, second = engine.plan.turns
     assert (d.event_index, d.expected, d.closest_index) == (first.index, c.sessions[0].core[1].event, second.index)
     assert d.summary.endswith(f"; it would match the recorded event {second.index} further on")
@@ -207,3 +219,33 @@ def test_housekeeping_that_matches_a_later_cue_is_reported_against_it_in_strict_
     engine.receive({"type": "input_audio_buffer.clear"}, 3)  # recorded nowhere: against the turn it waits in
     assert (engine.divergences[-1].event_index, engine.divergences[-1].expected) == (
         engine.plan.turns[0].index, {"type": "response.create"})
+
+
+def test_waiting_in_a_vad_turn_a_strict_divergence_expects_its_first_cue_or_audio():
+    with_cue = Cassette(name="v", dialect="ga", matching={}, sessions=[Session([
+        srv(0, "session.created", 1, session={"type": "realtime"}),
+        ev("client", 1, "session.update", session={"type": "realtime"}),
+        ev("client", 2, "input_audio_buffer.append", audio=silence(300)),
+        srv(200, "input_audio_buffer.speech_started", 2, audio_start_ms=200, item_id="item_u"),
+    ])])
+    for c, expected in ((with_cue, {"type": "session.update", "session": {"type": "realtime"}}),
+                        (Cassette(name="v", dialect="ga", matching={}, sessions=[Session([
+                            e for e in with_cue.sessions[0].core if e.type != "session.update"])]),
+                         {"type": "input_audio_buffer.append"})):
+        engine = ReplaySession(c, strict=True)
+        engine.start(0)
+        engine.receive({"type": "input_audio_buffer.clear"}, 1)
+        (d,) = engine.divergences
+        assert (d.event_index, d.expected) == (engine.plan.turns[0].index, expected)
+
+
+def test_a_trigger_no_later_turn_matches_points_nowhere_and_a_closed_replay_waits_for_nothing():
+    engine = started(on_divergence="close")
+    for event in ({"type": "session.update", "session": {"type": "realtime", "instructions": "a"}},
+                  {"type": "response.create"}):
+        engine.receive(event, 1)
+    engine.receive({"type": "response.create", "response": {"tool_choice": "required"}}, 2)
+    (d,) = engine.divergences
+    assert d.closest_index is None and "further on" not in d.summary
+    engine.pop_due(1e12)
+    assert engine.closed and engine.waiting_for() is None
