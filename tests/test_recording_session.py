@@ -108,3 +108,96 @@ def test_a_cassette_header_names_the_recording_its_description_and_model():
     described = Recorder("calls", description="two calls")
     described.open(0).server_text(CREATED, 1)
     assert (described.cassettes()["ga"].name, described.cassettes()["ga"].description) == ("calls", "two calls")
+
+
+# -- REST exchanges and saving ------------------------------------------------------------------------------------
+
+def test_a_rest_exchange_is_kept_whole_and_an_answer_that_is_not_json_is_recorded_as_the_server_s_error():
+    recorder = Recorder()
+    recorder.rest_exchange("client_secrets", "/v1/realtime/client_secrets", [("Authorization", "Bearer sk-abc")],
+                           b'{"session": {"type": "realtime"}}', 502, b"<html>bad gateway</html>")
+    recorder.rest_exchange("client_secrets", "/v1/realtime/client_secrets", {}, b"not json", 400,
+                           b'{"error": {"message": "no"}}')
+    (d1, first), (d2, second) = recorder.rest
+    assert (d1, d2) == ("ga", "ga") and "sk-abc" in recorder.known_secrets
+    assert first == {"method": "POST", "path": "/v1/realtime/client_secrets", "request": {"session": {"type": "realtime"}},
+                     "status": 502, "response": {"error": {
+                         "message": "mockrealtime: the upstream's answer was not a JSON object", "type": "server_error",
+                         "param": None, "code": None}}}
+    assert second["request"] is None and second["response"] == {"error": {"message": "no"}}  # no "value" added
+
+
+def test_rest_exchanges_are_saved_with_the_next_part_of_their_dialect_only(tmp_path):
+    from mockrealtime.core.cassette import load
+    recorder = Recorder("r")
+    recorder.rest_exchange("sessions", "/v1/realtime/sessions", {}, b"{}", 200, b'{"id": "sess_b"}')
+    recorder.rest_exchange("client_secrets", "/v1/realtime/client_secrets", {}, b"{}", 200, b'{"expires_at": 1}')
+    rec = recorder.open(0)
+    rec.server_text(CREATED, 1)
+    rec.end("client", 1000)
+    out = tmp_path / "r.yaml"
+    assert recorder.save(str(out)) == [str(out)]
+    assert [e["response"] for e in load(str(out)).rest] == [{"expires_at": 1}]
+    assert [d for d, _ in recorder.rest] == ["beta", "ga"] and recorder.save(str(out)) == []  # beta's still waits
+
+
+def test_a_secret_in_a_session_or_the_description_stops_only_that_save(tmp_path):
+    from mockrealtime.errors import SecretLeftError
+    recorder = Recorder("s", description="made with key sk-desc-0123456789abcdef")
+    recorder.add_secret("sk-desc-0123456789abcdef")
+    rec = recorder.open(0)
+    rec.server_text(CREATED, 1)
+    rec.end("client", 1000)
+    with pytest.raises(SecretLeftError):
+        recorder.save(str(tmp_path / "s.yaml"))
+    clean = Recorder("c")
+    leaky, fine = clean.open(0, headers={"Authorization": "Bearer sk-live-0123456789abcdef"}), clean.open(0)
+    leaky.server_text(json.dumps({"type": "session.created", "event_id": "e", "session": {
+        "type": "realtime", "instructions": "sk-live-0123456789abcdef"}}), 1)
+    fine.server_text(CREATED, 1)
+    for r in (leaky, fine):
+        r.end("client", 1000)
+    with pytest.raises(SecretLeftError):
+        clean.save(str(tmp_path / "c.yaml"))
+    assert leaky.refused and fine.saved  # the other session is saved all the same
+
+
+def test_client_frames_are_kept_for_a_journal_only_when_asked_and_only_the_client_s():
+    recorder = Recorder(keep_client_frames=True)
+    rec = recorder.open(0)
+    rec.server_text(CREATED, 1)
+    rec.client_text('{"type": "response.create"}', 2)
+    recorder.take()
+    rec.client_text('{"type": "session.update", "session": {}}', 3)
+    recorder.take()
+    assert [(d, t) for d, t, _ in rec.client_frames] == [(Direction.CLIENT, 2), (Direction.CLIENT, 3)]
+    plain = Recorder()
+    other = plain.open(0)
+    other.server_text(CREATED, 1)
+    other.client_text('{"type": "response.create"}', 2)
+    plain.take()
+    assert other.client_frames == []
+
+
+def test_a_session_with_nothing_new_is_not_taken_but_its_close_is():
+    recorder = Recorder()
+    rec = recorder.open(0)
+    rec.server_text(CREATED, 1)
+    assert len(recorder.take()) == 1 and recorder.take() == []
+    rec.end("server", 1000)
+    ((taken, frames, close),) = recorder.take()
+    assert taken is rec and frames == [] and close == Close("server", 1000, None, None)
+
+
+def test_a_second_dialect_goes_next_to_the_first_named_for_the_library():
+    recorder = Recorder()
+    for headers in ({}, {"OpenAI-Beta": "realtime=v1"}):
+        rec = recorder.open(0, headers=headers)
+        rec.server_text(CREATED if not headers else json.dumps(
+            {"type": "session.created", "event_id": "e", "session": {"object": "realtime.session"}}), 1)
+    assert recorder.output_paths("/x/calls.yaml") == {"ga": "/x/calls.yaml", "beta": "/x/calls.beta.yaml"}
+    beta_first = Recorder()
+    rec = beta_first.open(0, headers={"OpenAI-Beta": "realtime=v1"})
+    rec.server_text(json.dumps({"type": "session.created", "event_id": "e", "session": {"object": "realtime.session"}}), 1)
+    beta_first.open(0).server_text(CREATED, 1)
+    assert beta_first.output_paths("/x/calls.yaml") == {"beta": "/x/calls.yaml", "ga": "/x/calls.ga.yaml"}
