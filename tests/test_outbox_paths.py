@@ -208,8 +208,10 @@ def test_a_recorded_close_after_the_last_frame_is_sent_once_then_nothing():
     engine.start(0.0)
     engine.pop_due(0.0)
     engine.receive({"type": "response.create"}, 1.0)
-    got = engine.pop_due(1.0)
-    assert got[-1] == CloseFrame(1000, "") and len(got) == 2
+    assert len(engine.pop_due(1.0, 1)) == 1  # response.created; the close is still to go
+    engine.receive({"type": "input_audio_buffer.clear"}, 2.0)
+    got = engine.pop_due(2.0)
+    assert got == [CloseFrame(1000, "")]  # the close the recording shows comes first, then nothing
     assert engine.pop_due(1e9) == [] and engine.next_deadline() is None
     assert CloseFrame(1000, "") != CloseFrame(1000, "x") and CloseFrame(1000, "") != (1000, "")
 
@@ -258,7 +260,7 @@ def test_paced_utf8_frames_still_go_out_at_their_recorded_times():
     engine.start(0.0)
     engine.pop_due(0.0)
     engine.receive({"type": "response.create"}, 10.0)
-    assert len(engine.pop_due(14.5)) == 4 and len(engine.pop_due(1e9)) == 3
+    assert [len(engine.pop_due(t)) for t in (14.5, 16.5, 1e9)] == [4, 2, 1]  # the audio deltas are due at 16 and 17 ms
 
 
 def test_an_answer_not_yet_due_waits_and_a_run_due_first_goes_first():
@@ -295,9 +297,41 @@ def test_events_the_engine_makes_are_numbered_without_gaps():
     engine.start(0.0)
     engine.pop_due(0.0)
     engine.receive({"type": "conversation.item.delete", "item_id": "nope"}, 1.0)  # an error the model makes
+    engine.receive({"type": "response.create", "response": {"tool_choice": "required"}}, 1.5)  # a divergence's error
     engine.receive({"type": "input_audio_buffer.clear"}, 2.0)
-    assert [json.loads(f)["event_id"] for f in engine.pop_due(2.0)] == ["event_MR000000000000000001",
-                                                                       "event_MR000000000000000002"]
+    assert [json.loads(f)["event_id"] for f in engine.pop_due(2.0)] == [
+        "event_MR000000000000000001", "event_MR000000000000000002", "event_MR000000000000000003"]
+
+
+def test_a_cancel_at_pace_zero_stops_the_rest_in_the_utf8_path_too():
+    engine = ReplaySession(call_then_close(), as_bytes=True)
+    engine.start(0.0)
+    engine.pop_due(0.0)
+    engine.receive({"type": "response.create"}, 1.0)
+    assert len(engine.pop_due(1.0, 3)) == 3  # response.created, the item, the first arguments delta
+    engine.receive({"type": "response.cancel"}, 2.0)
+    got = [json.loads(f)["type"] for f in engine.pop_due(2.0)]
+    assert got[-1] == "response.done" and not [t for t in got if t.endswith(".delta")]
+
+
+def test_a_recorded_answer_after_a_response_waits_for_its_end_at_a_pace_under_one():
+    engine = ReplaySession(with_answer_after(), pace=0.5)
+    engine.start(0.0)
+    engine.pop_due(0.0)
+    engine.receive({"type": "response.create"}, 100.0)  # 11 recorded ms at pace 0.5: ends at 105.5
+    engine.receive({"type": "output_audio_buffer.clear"}, 101.0)
+    assert [json.loads(f)["type"] for f in engine.pop_due(106.0)][-1] == "output_audio_buffer.cleared"
+
+
+def test_a_recorded_answer_after_end_does_not_fail():
+    from test_engine_paths import clear_then_response
+    engine = ReplaySession(clear_then_response(), pace=1)
+    engine.start(0.0)
+    engine.pop_due(0.0)
+    engine.end({"type": "error", "error": {"type": "server_error", "code": "c", "message": "m", "param": None,
+                                           "event_id": None}}, 1011, "bye", 5.0)
+    engine.receive({"type": "output_audio_buffer.clear"}, 6.0)
+    assert engine.pop_due(1e9)[1] == CloseFrame(1011, "bye")
 
 
 def with_answer_after() -> Cassette:
