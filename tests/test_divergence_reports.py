@@ -249,3 +249,17 @@ def test_a_trigger_no_later_turn_matches_points_nowhere_and_a_closed_replay_wait
     assert d.closest_index is None and "further on" not in d.summary
     engine.pop_due(1e12)
     assert engine.closed and engine.waiting_for() is None
+
+
+def test_a_trigger_past_the_last_turn_points_nowhere():
+    c = Cassette(name="one", dialect="ga", matching={}, sessions=[Session([
+        srv(0, "session.created", 1, session={"type": "realtime"}), ev("client", 1, "response.create"),
+        srv(2, "response.done", 2, response={"id": "resp_1", "status": "completed", "output": []})])])
+    engine = ReplaySession(c)
+    engine.start(0)
+    engine.receive({"type": "response.create"}, 1)
+    engine.pop_due(1e12)
+    engine.receive({"type": "response.create"}, 2)
+    (d,) = engine.divergences
+    assert (d.event_index, d.expected, d.closest_index) == (None, None, None)
+    assert d.summary == "received 'response.create' but the recording has no more client events (cassette 'one', session 0)"
