@@ -204,13 +204,13 @@ def test_a_recorded_close_after_the_last_frame_is_sent_once_then_nothing():
         RecordedEvent.make("client", 1, {"type": "response.create"}),
         srv(2, 1, {"type": "response.created", "response": {"id": "resp_1", "status": "in_progress"}}),
     ], Close("server", 1000, ""))])
-    engine = ReplaySession(c)
+    engine = ReplaySession(c, pace=1)
     engine.start(0.0)
     engine.pop_due(0.0)
     engine.receive({"type": "response.create"}, 1.0)
-    assert len(engine.pop_due(1.0, 1)) == 1  # response.created; the close is still to go
-    engine.receive({"type": "input_audio_buffer.clear"}, 2.0)
-    got = engine.pop_due(2.0)
+    assert len(engine.pop_due(2.0, 1)) == 1  # response.created; the close is still to go
+    engine.receive({"type": "input_audio_buffer.clear"}, 3.0)
+    got = engine.pop_due(3.0)
     assert got == [CloseFrame(1000, "")]  # the close the recording shows comes first, then nothing
     assert engine.pop_due(1e9) == [] and engine.next_deadline() is None
     assert CloseFrame(1000, "") != CloseFrame(1000, "x") and CloseFrame(1000, "") != (1000, "")
@@ -310,8 +310,38 @@ def test_a_cancel_at_pace_zero_stops_the_rest_in_the_utf8_path_too():
     engine.receive({"type": "response.create"}, 1.0)
     assert len(engine.pop_due(1.0, 3)) == 3  # response.created, the item, the first arguments delta
     engine.receive({"type": "response.cancel"}, 2.0)
-    got = [json.loads(f)["type"] for f in engine.pop_due(2.0)]
-    assert got[-1] == "response.done" and not [t for t in got if t.endswith(".delta")]
+    got = [json.loads(f) for f in engine.pop_due(2.0)]
+    assert got[-1]["type"] == "response.done" and not [e for e in got if e["type"].endswith(".delta")]
+    assert [e["arguments"] for e in got if e["type"] == "response.function_call_arguments.done"] == ['{"a"']
+    kept = ReplaySession(with_answer_after(), as_bytes=True)  # rate_limits.updated keeps the run after a cancel
+    kept.start(0.0)
+    kept.pop_due(0.0)
+    kept.receive({"type": "response.create"}, 1.0)
+    assert len(kept.pop_due(1.0, 1)) == 1
+    kept.receive({"type": "response.cancel"}, 2.0)
+    rest = [json.loads(f)["type"] for f in kept.pop_due(2.0)]
+    assert sorted(rest) == ["rate_limits.updated", "response.done"]  # and no delta of the cancelled response
+
+
+def test_an_arguments_delta_without_text_adds_nothing():
+    item = {"id": "fc_1", "type": "function_call", "call_id": "call_1", "name": "f", "arguments": ""}
+    c = Cassette(name="args", dialect="ga", sessions=[Session([
+        RecordedEvent.make("server", 0, {"type": "session.created", "event_id": "event_0", "session": {"type": "realtime"}}),
+        RecordedEvent.make("client", 1, {"type": "response.create"}),
+        srv(2, 1, {"type": "response.created", "response": {"id": "resp_1", "status": "in_progress", "output": []}}),
+        srv(3, 2, {"type": "response.output_item.added", "response_id": "resp_1", "output_index": 0, "item": item}),
+        srv(4, 3, {"type": "response.function_call_arguments.delta", "response_id": "resp_1", "item_id": "fc_1", "output_index": 0}),
+        srv(5, 4, {"type": "response.function_call_arguments.delta", "response_id": "resp_1", "item_id": "fc_1", "output_index": 0,
+                   "delta": "{}"}),
+    ])])
+    engine = ReplaySession(c)
+    engine.start(0.0)
+    engine.pop_due(0.0)
+    engine.receive({"type": "response.create"}, 1.0)
+    engine.pop_due(1.0)
+    engine.receive({"type": "response.cancel"}, 2.0)
+    (done,) = [json.loads(f) for f in engine.pop_due(2.0) if "arguments.done" in f]
+    assert done["arguments"] == "{}"
 
 
 def test_a_recorded_answer_after_a_response_waits_for_its_end_at_a_pace_under_one():
