@@ -398,3 +398,22 @@ def test_an_input_transcription_replayed_is_what_the_session_model_keeps():
     engine.receive({"type": "input_audio_buffer.commit"}, 2.0)
     engine.pop_due(2.0)
     assert engine.model.transcripts == {"item_MR0xrec2": "hello"}
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_a_recorded_delta_that_names_no_item_is_replayed_as_recorded(as_bytes):
+    c = Cassette(name="noitem", dialect="ga", sessions=[Session([
+        RecordedEvent.make("server", 0, {"type": "session.created", "event_id": "event_0", "session": {"type": "realtime"}}),
+        RecordedEvent.make("client", 1, {"type": "response.create"}),
+        srv(2, 1, {"type": "response.output_text.delta", "response_id": "resp_1", "output_index": 0, "content_index": 0,
+                   "delta": "hi"}),
+        srv(3, 2, {"type": "response.output_audio.delta", "response_id": "resp_1", "output_index": 0, "content_index": 0,
+                   "delta": base64.b64encode(bytes(480)).decode()}),
+    ])])
+    engine = ReplaySession(c, as_bytes=as_bytes)
+    engine.start(0.0)
+    engine.pop_due(0.0)
+    engine.receive({"type": "response.create"}, 1.0)
+    got = [json.loads(f) for f in engine.pop_due(1.0)]
+    assert [(e["type"], "item_id" in e) for e in got] == [("response.output_text.delta", False),
+                                                          ("response.output_audio.delta", False)]
