@@ -295,13 +295,11 @@ def test_each_cassette_has_its_own_session_order():
     assert [cursor.take(two), cursor.take(other), cursor.take(two), cursor.take(two), cursor.take(other)] == [0, 0, 1, 0, 1]
 
 
-# -- found while measuring: the plan attributes a commit's item echo and a rejected trigger's successor wrongly --
-# Strict xfails: each passes once plan.py attributes these events right (then drop its marker).
+# -- found while measuring (fixed in plan.py since): a commit's item echo and a refused trigger's successor --
 
 COMMITTED_ITEM = {"id": "item_rec2", **USER_AUDIO}
 
 
-@pytest.mark.xfail(strict=True, reason="plan: the item echo after input_audio_buffer.committed becomes the commit's tail")
 def test_a_commit_s_recorded_item_echo_is_its_answer_not_sent_twice():
     c = cassette(
         srv(0, "session.created", 1, session={"type": "realtime"}),
@@ -317,8 +315,6 @@ def test_a_commit_s_recorded_item_echo_is_its_answer_not_sent_twice():
     assert types(frames(engine)) == ["input_audio_buffer.committed", "conversation.item.added", "conversation.item.done"]
 
 
-@pytest.mark.xfail(strict=True, reason="plan: a pipelined commit's item echo goes to the response turn, "
-                                       "so the recorded state lacks the user's item")
 def test_push_to_talk_recorded_with_commit_and_response_create_back_to_back_replays():
     c = cassette(
         srv(0, "session.created", 1, session={"type": "realtime"}),
@@ -338,7 +334,6 @@ def test_push_to_talk_recorded_with_commit_and_response_create_back_to_back_repl
     assert "error" not in types(frames(engine)) and engine.divergences == []
 
 
-@pytest.mark.xfail(strict=True, reason="plan: the response.created after a rejected response.create goes to the rejected turn")
 def test_the_response_after_a_rejected_trigger_belongs_to_the_next_trigger():
     c = cassette(
         srv(0, "session.created", 1, session={"type": "realtime"}),
