@@ -371,7 +371,7 @@ def with_answer_after() -> Cassette:
               audio("item_x", 480), audio("item_x", 480), {"type": "rate_limits.updated", "rate_limits": []}]
     events = [RecordedEvent.make("server", 0, {"type": "session.created", "event_id": "event_0", "session": {"type": "realtime"}}),
               RecordedEvent.make("client", 1, {"type": "response.create"})]
-    events += [srv(at, i + 1, body) for i, (at, body) in enumerate(zip((2, 3, 4, 12), bodies))]
+    events += [srv(at, i + 1, body) for i, (at, body) in enumerate(zip((2, 3, 4, 12), bodies, strict=True))]
     events += [RecordedEvent.make("client", 13, {"type": "output_audio_buffer.clear"}), srv(14, 9, {"type": "output_audio_buffer.cleared"})]
     return Cassette(name="after", dialect="ga", sessions=[Session(events)])
 
