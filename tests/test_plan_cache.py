@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import collections
 import dataclasses
 import gc
 import os
@@ -33,6 +34,8 @@ def replay(cassette: Cassette) -> list[bytes]:
 
 
 def test_frames_beyond_the_budget_are_not_kept_and_go_out_the_same(monkeypatch):
+    # a cache of its own: a full process-wide cache would evict (and free) other tests' plans midway
+    monkeypatch.setattr(plan, "_CACHE", collections.OrderedDict())
     budget = 100_000
     before = plan.frame_cache_used()
     monkeypatch.setattr(plan, "FRAME_CACHE_BYTES", before + budget)
@@ -45,7 +48,8 @@ def test_frames_beyond_the_budget_are_not_kept_and_go_out_the_same(monkeypatch):
     assert sent == replay(dataclasses.replace(bounded))  # a new plan, every frame kept: the same bytes
 
 
-def test_a_dropped_plan_gives_its_bytes_back():
+def test_a_dropped_plan_gives_its_bytes_back(monkeypatch):
+    monkeypatch.setattr(plan, "_CACHE", collections.OrderedDict())  # as above: nothing else is freed meanwhile
     before = plan.frame_cache_used()
     cassette = long_answer(20)
     replay(cassette)

@@ -163,8 +163,11 @@ def test_a_tag_goes_after_the_first_underscore_or_in_front():
     assert [tag_slot("item_a_b", "T"), tag_slot("abc", "T")] == ["item_Ta_b", "Tabc"]
 
 
-def test_plans_are_cached_per_cassette_object_and_session_and_the_oldest_cassette_ages_out():
+def test_plans_are_cached_per_cassette_object_and_session_and_the_oldest_cassette_ages_out(monkeypatch):
+    import collections
+
     from mockrealtime.core import plan as plan_module
+    monkeypatch.setattr(plan_module, "_CACHE", collections.OrderedDict())  # a cache of its own: the process's stays as it was
 
     def make() -> Cassette:
         return Cassette(name="c", dialect="ga", matching={}, sessions=[
