@@ -36,6 +36,7 @@ def replay(cassette: Cassette) -> list[bytes]:
 def test_frames_beyond_the_budget_are_not_kept_and_go_out_the_same(monkeypatch):
     # a cache of its own: a full process-wide cache would evict (and free) other tests' plans midway
     monkeypatch.setattr(plan, "_CACHE", collections.OrderedDict())
+    gc.collect()
     budget = 100_000
     before = plan.frame_cache_used()
     monkeypatch.setattr(plan, "FRAME_CACHE_BYTES", before + budget)
@@ -50,6 +51,7 @@ def test_frames_beyond_the_budget_are_not_kept_and_go_out_the_same(monkeypatch):
 
 def test_a_dropped_plan_gives_its_bytes_back(monkeypatch):
     monkeypatch.setattr(plan, "_CACHE", collections.OrderedDict())  # as above: nothing else is freed meanwhile
+    gc.collect()  # nor by the collection below: plans other tests left in reference cycles go now
     before = plan.frame_cache_used()
     cassette = long_answer(20)
     replay(cassette)
