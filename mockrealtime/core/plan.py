@@ -163,14 +163,12 @@ DELTA_KINDS = {t: 1 for t in AUDIO_DELTA_TYPES} | {
 class Plan:
     """The compiled session: connect sends, turns, and the shared serialised frames."""
 
-    __slots__ = ("connect", "turns", "close", "cue_indices", "frames", "dialect", "cached_bytes")
+    __slots__ = ("connect", "turns", "close", "frames", "cached_bytes")
 
-    def __init__(self, connect: list[tuple[int, RecordedEvent]], turns: list[Turn], close: Any, dialect: str) -> None:
+    def __init__(self, connect: list[tuple[int, RecordedEvent]], turns: list[Turn], close: Any) -> None:
         self.connect = connect
         self.turns = turns
         self.close = close  # cassette.Close | None
-        self.dialect = dialect
-        self.cue_indices = {c.index for t in turns for c in t.cues} | {t.index for t in turns if t.kind == "response"}
         self.frames: dict[int, Frame] = {}
         self.cached_bytes = 0
 
@@ -192,9 +190,6 @@ class Plan:
                 self.cached_bytes += size
                 self.frames[index] = found
         return found
-
-    def pieces(self, index: int, ev: RecordedEvent) -> list[str]:
-        return self.frame(index, ev).pieces
 
     def warm(self) -> None:
         """Serialise every frame now (a server does it at start so the first replay is not slower),
@@ -361,7 +356,7 @@ def compile_plan(cassette: Cassette, session_index: int) -> Plan:
         turns.append(Turn("end", -1, session.core[-1].offset_us if session.core else 0, cues=pending_cues))
     for turn in turns:
         turn.index_cues()
-    return Plan(connect, turns, session.close, dialect)
+    return Plan(connect, turns, session.close)
 
 
 class _Owners:
