@@ -2,7 +2,7 @@
 
     python benchmarks/replay.py [--minutes 10] [--rounds 2000] [--repeat 3] [--warm 3] [--answer-frames 6000]
 
-Three figures:
+Three figures, and the server's CPU:
 
 * push rate: one client event releases a long spoken answer (audio and transcript deltas); frames/s
   the client receives. The bare server pushes the same pre-serialised frames on any message.
@@ -13,6 +13,10 @@ Three figures:
   (5 minutes of speech), cold (the first request for that cassette in the process) and warm (the
   median of the ``first-warm`` requests after it). mockrealtime streams an answer from positions into
   its plan, so this must not grow with the answer's length.
+
+With /proc (Linux) it also prints the server's own CPU time (user + system) per pushed frame and per
+round trip over the warm runs: on a shared machine wall times move by a factor of two between
+identical runs, CPU times much less, and they show what the server spends rather than what it waits.
 
 Each server runs in its own process so the client's work does not share its event loop, and each
 run starts fresh processes of both (alternating): the first push and latency batch after start are
@@ -130,9 +134,14 @@ def measure_server(target, directory: str, rounds: int, warm_runs: int, first_ru
         cold_push, frames = asyncio.run(measure_push(url + "/c/monologue/v1/realtime"))
         cold_lat = asyncio.run(measure_latency(url + "/c/pingpong/v1/realtime", min(rounds, 200), BETA))
         pushes, lat = [], []
+        push_cpu = lat_cpu = 0.0
         for _ in range(warm_runs):
+            c0 = server_cpu_s(proc.pid)
             pushes.append(asyncio.run(measure_push(url + "/c/monologue/v1/realtime"))[0])
+            c1 = server_cpu_s(proc.pid)
             lat += asyncio.run(measure_latency(url + "/c/pingpong/v1/realtime", rounds, BETA))
+            c2 = server_cpu_s(proc.pid)
+            push_cpu, lat_cpu = push_cpu + c1 - c0, lat_cpu + c2 - c1
         _, answer_frames, cold_first = asyncio.run(measure_answer(url + "/c/answer/v1/realtime"))
         firsts = [asyncio.run(measure_answer(url + "/c/answer/v1/realtime"))[2] for _ in range(first_runs)]
     finally:
@@ -140,7 +149,19 @@ def measure_server(target, directory: str, rounds: int, warm_runs: int, first_ru
         proc.join()
     return {"cold_push": cold_push, "warm_push": statistics.median(pushes), "frames": frames,
             "cold_p50": pct(cold_lat, 0.5), "p50": pct(lat, 0.5), "p99": pct(lat, 0.99),
-            "cold_first": cold_first, "warm_first": statistics.median(firsts), "answer_frames": answer_frames}
+            "cold_first": cold_first, "warm_first": statistics.median(firsts), "answer_frames": answer_frames,
+            "cpu_frame": push_cpu / (warm_runs * frames) * 1e6, "cpu_round": lat_cpu / (warm_runs * rounds) * 1e6}
+
+
+def server_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc (0 where there is none): steadier
+    than wall time on a shared machine, and what the server itself spends."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def spread(values: list[float], fmt: str = "{:.0f}") -> str:
@@ -193,6 +214,12 @@ def main() -> int:
     for label, key in (("cold (first request after start)", "cold_first"), (f"warm (median of {args.first_warm} more)", "warm_first")):
         print(f"  {label:34s} bare {spread(col(bare, key))}   mockrealtime {spread(col(mock, key))}   "
               f"difference {spread(diff(key), '{:+.0f}')} us (target <= 1000 us)")
+    if bare[0]["cpu_round"]:
+        print("server CPU (user + system, warm), us: steadier than wall time on a shared machine")
+        print(f"  per pushed frame   bare {spread(col(bare, 'cpu_frame'), '{:.2f}')}   mockrealtime {spread(col(mock, 'cpu_frame'), '{:.2f}')}   "
+              f"ratio {spread(ratio('cpu_frame'), '{:.2f}')}x")
+        print(f"  per round trip     bare {spread(col(bare, 'cpu_round'), '{:.1f}')}   mockrealtime {spread(col(mock, 'cpu_round'), '{:.1f}')}   "
+              f"difference {spread(diff('cpu_round'), '{:+.1f}')}")
     print("cassette load times: python benchmarks/load.py")
     return 0
 
