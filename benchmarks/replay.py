@@ -15,8 +15,9 @@ Three figures, and the server's CPU:
   its plan, so this must not grow with the answer's length.
 
 With /proc (Linux) it also prints the server's own CPU time (user + system) per pushed frame and per
-round trip over the warm runs: on a shared machine wall times move by a factor of two between
-identical runs, CPU times much less, and they show what the server spends rather than what it waits.
+round trip over the warm runs: what the server spends rather than what it waits. (On the 2-core VM
+this project is built on, CPU time per event was about three times higher on a quiet machine than on
+a busy one, for both servers: compare the two servers within a run, never across runs.)
 
 Each server runs in its own process so the client's work does not share its event loop, and each
 run starts fresh processes of both (alternating): the first push and latency batch after start are
@@ -215,7 +216,7 @@ def main() -> int:
         print(f"  {label:34s} bare {spread(col(bare, key))}   mockrealtime {spread(col(mock, key))}   "
               f"difference {spread(diff(key), '{:+.0f}')} us (target <= 1000 us)")
     if bare[0]["cpu_round"]:
-        print("server CPU (user + system, warm), us: steadier than wall time on a shared machine")
+        print("server CPU (user + system, warm), us: compare within this run only")
         print(f"  per pushed frame   bare {spread(col(bare, 'cpu_frame'), '{:.2f}')}   mockrealtime {spread(col(mock, 'cpu_frame'), '{:.2f}')}   "
               f"ratio {spread(ratio('cpu_frame'), '{:.2f}')}x")
         print(f"  per round trip     bare {spread(col(bare, 'cpu_round'), '{:.1f}')}   mockrealtime {spread(col(mock, 'cpu_round'), '{:.1f}')}   "
