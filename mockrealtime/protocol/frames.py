@@ -109,7 +109,8 @@ def parse_client_frame(text: str | bytes) -> tuple[dict[str, Any] | None, Protoc
             "invalid_event", f"Invalid event: expected an object, but got {kind_of(event)} instead.", None
         )
     # The walk visits containers only (a flat append: one dict); the surrogate check is one scan.
-    if len(text) > 2 * MAX_DEPTH and _too_deep(event):
+    # nesting deeper than MAX_DEPTH needs more than MAX_DEPTH brackets: two C scans spare the walk
+    if len(text) > 2 * MAX_DEPTH and text.count("{") + text.count("[") > MAX_DEPTH and _too_deep(event):
         return None, _invalid_json(" recursion limit exceeded.")
     if "\\u" in text and _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(event):
         return None, _invalid_json(" lone surrogate in hex escape" + _position(text) + ".")
