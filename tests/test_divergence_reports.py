@@ -7,10 +7,12 @@ from __future__ import annotations
 import base64
 import json
 
-from mockrealtime.core.cassette import Cassette, RecordedEvent, Session
+from mockrealtime.core.cassette import Cassette, Session
 from mockrealtime.core.divergence import Divergence, DivergenceStore, strip_audio
 from mockrealtime.core.engine import CloseFrame, ReplaySession
 from mockrealtime.core.matching import FieldDiff
+
+from recorded_events import ev, silence, srv
 
 
 def diverged(expected, received, *diffs: FieldDiff, **kw) -> Divergence:
@@ -69,18 +71,6 @@ def test_the_store_counts_repeats_and_drops_past_its_limit_telling_the_caller_wh
 
 
 # -- through the engine ------------------------------------------------------------------------------------------
-
-def ev(direction: str, at_ms: float, type: str, **fields) -> RecordedEvent:
-    return RecordedEvent.make(direction, at_ms, {"type": type, **fields})
-
-
-def srv(at_ms: float, type: str, n: int, **fields) -> RecordedEvent:
-    return ev("server", at_ms, type, event_id=f"event_{n:03d}", **fields)
-
-
-def silence(ms: int) -> str:
-    return base64.b64encode(b"\x00" * (48 * ms)).decode()
-
 
 def recording() -> Cassette:
     """A session.update, a response, then a VAD turn at 200 ms of audio, a second response, then a delete."""

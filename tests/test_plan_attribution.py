@@ -4,24 +4,13 @@ rejected response.create. Each was misattributed by the plan compiler once (foun
 
 from __future__ import annotations
 
-import base64
 import json
 
 from mockrealtime.core.cassette import Cassette, RecordedEvent, Session
 from mockrealtime.core.engine import ReplaySession
 from mockrealtime.protocol import ClientEventValidator
 
-
-def ev(direction: str, at_ms: float, type: str, **fields) -> RecordedEvent:
-    return RecordedEvent.make(direction, at_ms, {"type": type, **fields})
-
-
-def srv(at_ms: float, type: str, n: int, **fields) -> RecordedEvent:
-    return ev("server", at_ms, type, event_id=f"event_{n:03d}", **fields)
-
-
-def silence(ms: int) -> str:
-    return base64.b64encode(b"\x00" * (48 * ms)).decode()
+from recorded_events import ev, silence, srv
 
 
 def connected(*events: RecordedEvent, **kw) -> ReplaySession:
