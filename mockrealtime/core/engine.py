@@ -237,10 +237,12 @@ class ReplaySession(Outbox, Reporting):
             i += 1
         return i if i < len(turns) and turns[i].kind == "response" else None
 
-    def _refused_by_validation(self, turn: Turn) -> bool:
-        """The recording shows the API refusing this trigger, and the validator refuses it too: a valid
-        live response.create is not that event (the real API would answer it)."""
-        return turn.error and turn.trigger is not None and self._invalid(turn.trigger.event)
+    def _refused_by_validation(self, recorded: Turn | Cue) -> bool:
+        """The recording shows the API refusing this trigger or cue, and the validator refuses the
+        recorded event too: a valid live event is not that event (the real API would accept it)."""
+        event = recorded.trigger if isinstance(recorded, Turn) else recorded.event
+        return (recorded.error and event is not None and self.validator is not None
+                and self.validator.admit(event.event, _never) is not None)
 
     def _trigger(self, event: dict[str, Any], now_ms: float) -> None:
         refused = self.model.answer(event)
@@ -341,7 +343,7 @@ class ReplaySession(Outbox, Reporting):
     def _housekeeping(self, event: dict[str, Any], now_ms: float, found: tuple[int, Cue] | None = None) -> None:
         if found is None:
             found = self._find_cue(event)
-            if found is not None and found[1].error and self._invalid(found[1].event.event):
+            if found is not None and self._refused_by_validation(found[1]):
                 found = None  # valid where the refused recorded event is not: the API would accept this one
         if found is None and self.strict:
             self._diverge(event, self._strict_expected(), None, now_ms)
@@ -365,10 +367,6 @@ class ReplaySession(Outbox, Reporting):
         if cue is not None and cue.tail:
             self._release(cue.tail, now_ms)
         self._note(now_ms, event, "matched" if cue else "answered", cue.index if cue else None)
-
-    def _invalid(self, recorded: dict[str, Any]) -> bool:
-        """The validator refuses this recorded client event (its recorded error is the API's validation)."""
-        return self.validator is not None and self.validator.admit(recorded, _never) is not None
 
     def _hint(self, cue: Cue | None, event: dict[str, Any]) -> str | None:
         """The live id of the item a create or commit makes: the recorded one, tagged (or the client's)."""

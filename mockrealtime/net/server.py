@@ -25,7 +25,6 @@ from mockrealtime.core.recording import negotiate_dialect
 from mockrealtime.errors import CassetteError, CassetteNotFoundError, ConfigError
 from mockrealtime.core import plan as _plan
 from mockrealtime.core.matching import Matcher
-from mockrealtime.core.plan import plan_for
 from mockrealtime.core.engine import BATCH, CHUNK, ReplaySession
 from mockrealtime.net.admin import add_admin_routes
 from mockrealtime.net.episodes import Episode
@@ -124,7 +123,7 @@ def _resolve(state: MockState, name: str | None, dialect: str) -> Cassette:
     cassette = state.library.resolve(name, dialect)
     for index, session in enumerate(cassette.sessions):
         session.core  # noqa: B018 - a session's events are built on first use: here, not on the loop
-        plan_for(cassette, index, warm=True)  # and so is its plan, frames serialised (cached after the first)
+        _plan.plan_for(cassette, index, warm=True)  # and so is its plan, frames serialised (cached after the first)
     return cassette
 
 

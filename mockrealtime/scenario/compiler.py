@@ -50,9 +50,7 @@ def dialect_note(dialect: str) -> str:
 
 
 def model_for(setup: m.Setup, dialect: str) -> str:
-    if isinstance(setup.model, dict):
-        return setup.model.get(dialect) or (GA_MODEL if dialect == "ga" else BETA_MODEL)
-    return setup.model or (GA_MODEL if dialect == "ga" else BETA_MODEL)
+    return setup.model_in(dialect) or (GA_MODEL if dialect == "ga" else BETA_MODEL)
 
 
 def compile_scenario(scenario: m.Scenario, path: str = "<scenario>") -> dict[str, Cassette]:

@@ -81,6 +81,10 @@ class Setup:
     values: dict[str, Any] = dataclasses.field(default_factory=dict)
     event_id: str | None = None
 
+    def model_in(self, dialect: str) -> str | None:
+        """The model this setup names for ``dialect`` ("ga" or "beta"); None when it names none."""
+        return self.model.get(dialect) if isinstance(self.model, dict) else self.model
+
     def sends(self) -> bool:
         if self.send is not None:
             return self.send

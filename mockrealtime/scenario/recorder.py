@@ -63,7 +63,7 @@ def merge(base: dict[str, Any], patch: dict[str, Any]) -> None:
 def session_patch(setup: m.Setup, ga: bool) -> dict[str, Any]:
     """The ``session.update`` body a client sends for ``setup``, in the dialect's shape."""
     patch: dict[str, Any] = {"type": "realtime"} if ga else {}
-    model = setup.model.get("ga" if ga else "beta") if isinstance(setup.model, dict) else setup.model
+    model = setup.model_in("ga" if ga else "beta")
     if model is not None:
         patch["model"] = model
     if setup.instructions is not None:
