@@ -28,7 +28,7 @@ from mockrealtime.core.matching import Matcher
 from mockrealtime.core.engine import BATCH, CHUNK, ReplaySession
 from mockrealtime.net.admin import add_admin_routes
 from mockrealtime.net.episodes import Episode
-from mockrealtime.net.oversize import RealtimeSocket
+from mockrealtime.net.realtime_socket import RealtimeSocket
 from mockrealtime.net.security import admin_guard, install_log_scrubbing, refuse_origin
 from mockrealtime.net.rest import add_rest_routes
 from mockrealtime.net.state import STATE, ConnectionReport, MockState  # noqa: F401 - STATE, MockState re-exported
@@ -128,7 +128,7 @@ def _resolve(state: MockState, name: str | None, dialect: str) -> Cassette:
 
 
 async def _serve(
-    ws: web.WebSocketResponse, engine: ReplaySession, state: MockState, max_session_s: float | None, stall_s: float,
+    ws: RealtimeSocket, engine: ReplaySession, state: MockState, max_session_s: float | None, stall_s: float,
     episode: Episode | None = None,
 ) -> str | None:
     """The replay leg: client frames to the sans-IO engine, its frames to the client, its deadlines kept.
@@ -179,12 +179,16 @@ async def _serve(
                 sent = 0
                 while True:
                     frames = engine.pop_due(now_ms(), CHUNK)
-                    for frame in frames:
-                        if frame.__class__ is bytes:
+                    last = frames[-1] if frames else None
+                    payloads = frames if last.__class__ is bytes else frames[:-1]  # a CloseFrame ends them
+                    if episode is None and len(payloads) > 1:
+                        await ws.send_texts(payloads)  # one write, not one system call per frame
+                    else:
+                        for frame in payloads:
                             await emit(frame)
-                        else:
-                            await ws.close(code=frame.code, message=frame.reason.encode())
-                            return
+                    if last is not None and last.__class__ is not bytes:
+                        await ws.close(code=last.code, message=last.reason.encode())
+                        return
                     if len(frames) < CHUNK:
                         break
                     sent += CHUNK
