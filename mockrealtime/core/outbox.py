@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from mockrealtime.core.cassette import RecordedEvent
 from mockrealtime.core.events import ID_KEYS
 from mockrealtime.core.plan import tag_slot
+from mockrealtime.protocol.jsontext import compact
 from mockrealtime.protocol.session import OBSERVERS, SessionModel
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ class Outbox:
     def _dump(self, event: dict[str, Any]) -> Any:
         """JSON for the wire: UTF-8 where it can be; escaped (never a broken frame) where a client
         sent a lone surrogate that the answer echoes."""
-        text = json.dumps(event, separators=_COMPACT, ensure_ascii=False)
+        text = compact(event)
         try:
             data = text.encode()
         except UnicodeEncodeError:
