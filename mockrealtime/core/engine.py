@@ -370,17 +370,8 @@ class ReplaySession(Outbox, Reporting):
 
     def _hint(self, cue: Cue | None, event: dict[str, Any]) -> str | None:
         """The live id of the item a create or commit makes: the recorded one, tagged (or the client's)."""
-        if cue is None:
-            return None
-        recorded = None
-        for _, ev in cue.answers:
-            if ev.type in ("conversation.item.created", "conversation.item.added"):
-                recorded = (ev.event.get("item") or {}).get("id")
-                break
-            if ev.type == "input_audio_buffer.committed":
-                recorded = ev.get("item_id")
-                break
-        if not isinstance(recorded, str):
+        recorded = cue.made_item() if cue is not None else None
+        if recorded is None:
             return None
         item = event.get("item")
         chosen = item.get("id") if isinstance(item, dict) else None

@@ -63,6 +63,9 @@ ANSWERS: dict[str, str] = {
 _ANSWER_KINDS = frozenset(ANSWERS.values())
 
 
+_UNKNOWN: Any = object()
+
+
 @dataclasses.dataclass(slots=True)
 class Cue:
     """A recorded housekeeping client event and what the recording shows for it."""
@@ -72,10 +75,27 @@ class Cue:
     answers: list[tuple[int, RecordedEvent]] = dataclasses.field(default_factory=list)
     tail: list[tuple[int, RecordedEvent]] = dataclasses.field(default_factory=list)
     error: bool = False  # the recording shows the API rejecting it: its answer wins
+    _made: Any = dataclasses.field(default=_UNKNOWN, repr=False, compare=False)
 
     @property
     def type(self) -> str:
         return self.event.type
+
+    def made_item(self) -> str | None:
+        """The recorded id of the item this cue's answer made (a create's echo, a commit), if any:
+        found once per plan (the answers are complete before any replay asks)."""
+        made = self._made
+        if made is _UNKNOWN:
+            made = None
+            for _, ev in self.answers:
+                if ev.type in ("conversation.item.created", "conversation.item.added"):
+                    made = (ev.event.get("item") or {}).get("id")
+                    break
+                if ev.type == "input_audio_buffer.committed":
+                    made = ev.get("item_id")
+                    break
+            made = self._made = made if isinstance(made, str) else None
+        return made
 
 
 @dataclasses.dataclass(slots=True)

@@ -85,6 +85,19 @@ class RealtimeSocket(web.WebSocketResponse):
                 and hasattr(writer, "transport") and hasattr(writer, "_closing")
                 and hasattr(writer.protocol, "_drain_helper") and hasattr(writer.protocol, "writing_paused"))
 
+    @property
+    def takes_writes_now(self) -> bool:
+        """Whether :meth:`write_texts` may write now: the fast path applies, the connection is not
+        closing and the client's socket is not full."""
+        writer = self._writer
+        return (self.writes_in_batches and not writer._closing  # type: ignore[union-attr]
+                and not writer.transport.is_closing() and not writer.protocol.writing_paused)  # type: ignore[union-attr]
+
+    def write_texts(self, payloads: Sequence[bytes]) -> None:
+        """Write ``payloads`` as text frames in one write, without waiting (where
+        :attr:`takes_writes_now`: the caller keeps the flow control)."""
+        self._writer.transport.write(text_frames(payloads))  # type: ignore[union-attr]
+
     async def send_texts(self, payloads: Sequence[bytes]) -> None:
         """Send UTF-8 ``payloads`` as text frames, in order: in one write where it can.
 

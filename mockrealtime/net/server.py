@@ -14,6 +14,7 @@ import logging
 import time
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -143,6 +144,7 @@ async def _serve(
         return (loop.time() - t0) * 1000.0
 
     lock = asyncio.Lock()
+    carry: list[Any] = []  # frames write_now() took but left to flush()
     # the engine's UTF-8 goes out as it is, with no wrapper coroutine per frame
     send: Callable[[bytes], Awaitable[None]] = functools.partial(ws.send_frame, opcode=WSMsgType.TEXT)
     timer: asyncio.TimerHandle | None = None
@@ -178,7 +180,11 @@ async def _serve(
             try:
                 sent = 0
                 while True:
-                    frames = engine.pop_due(now_ms(), CHUNK)
+                    if carry:
+                        frames = carry[:]
+                        carry.clear()
+                    else:
+                        frames = engine.pop_due(now_ms(), CHUNK)
                     last = frames[-1] if frames else None
                     payloads = frames if last.__class__ is bytes else frames[:-1]  # a CloseFrame ends them
                     if episode is None and len(payloads) > 1:
@@ -197,13 +203,33 @@ async def _serve(
                         await asyncio.sleep(0)
             except ConnectionError:
                 return  # the client went away mid-stream; the reader sees the close
-            deadline = engine.next_deadline()
-            if deadline is not None and not ws.closed:
-                if timer is not None:
-                    timer.cancel()
-                timer = loop.call_at(t0 + deadline / 1000.0, lambda: loop.create_task(flush()))
-            if stall_s and stall_timer is None and deadline is None and engine.acted and not engine.stalled:
-                stall_timer = loop.call_later(stall_s, check_stall)
+            schedule()
+
+    def schedule() -> None:
+        """Wake for the next frame due, or watch for a stall when nothing is."""
+        nonlocal timer, stall_timer
+        deadline = engine.next_deadline()
+        if deadline is not None and not ws.closed:
+            if timer is not None:
+                timer.cancel()
+            timer = loop.call_at(t0 + deadline / 1000.0, lambda: loop.create_task(flush()))
+        if stall_s and stall_timer is None and deadline is None and engine.acted and not engine.stalled:
+            stall_timer = loop.call_later(stall_s, check_stall)
+
+    def write_now() -> bool:
+        """The common answer without a coroutine: a few frames due, a socket that takes them, no
+        flush running. False leaves what is due to flush() (a close, a long answer, a full socket,
+        new_episodes), with the frames already taken in ``carry``."""
+        if episode is not None or lock.locked() or not ws.takes_writes_now:
+            return False
+        frames = engine.pop_due(now_ms(), CHUNK)
+        if frames:
+            if len(frames) == CHUNK or frames[-1].__class__ is not bytes:
+                carry.extend(frames)
+                return False
+            ws.write_texts(frames)
+        schedule()
+        return True
 
     def expire() -> None:
         error, code, reason = expiry(max_session_s)  # type: ignore[arg-type]
@@ -228,7 +254,8 @@ async def _serve(
                 break
             if state.journal_waiters:  # an admin long-poll is waiting; one set lookup otherwise
                 state.journal_changed()
-            await flush()
+            if not write_now():
+                await flush()
         return None
     finally:
         for handle in (timer, stall_timer, expiry_timer):

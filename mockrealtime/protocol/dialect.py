@@ -31,12 +31,14 @@ class Dialect:
         return session.get("turn_detection", {})
 
     def item_echo(self, item: dict[str, Any], previous: str | None) -> list[dict[str, Any]]:
-        """What the server sends when an item joins the conversation."""
+        """What the server sends when an item joins the conversation. ``item`` is the caller's to
+        give (a dict made for this echo): it gets this dialect's ``object`` field, and the events
+        share it (each is encoded as it is queued, and the model stores it as the item)."""
         if self.item_object is not None:
-            item = {**item, "object": self.item_object}
+            item["object"] = self.item_object
         else:
-            item = {k: v for k, v in item.items() if k != "object"}
-        return [{"type": t, "previous_item_id": previous, "item": dict(item)} for t in self.item_echo_types]
+            item.pop("object", None)
+        return [{"type": t, "previous_item_id": previous, "item": item} for t in self.item_echo_types]
 
 
 GA = Dialect(

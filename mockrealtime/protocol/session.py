@@ -330,7 +330,8 @@ class SessionModel:
             return [_error("invalid_value", f"Tool call ID '{item.get('call_id')}' not found in conversation.",
                            "item.call_id", event)]
         item_id = item.get("id") if isinstance(item.get("id"), str) else (item_id or self.new_id("item"))
-        item = {"id": item_id, **{k: v for k, v in item.items() if k != "id"}}
+        item = {"id": item_id, **item}  # the id first, as the API shows it; a copy the echo owns
+        item["id"] = item_id
         item.setdefault("status", "completed")
         if previous is None:
             previous = self.last_item
