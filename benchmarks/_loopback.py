@@ -8,6 +8,7 @@ import json
 import multiprocessing
 import os
 import time
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -16,10 +17,13 @@ from aiohttp import web
 REQUEST = json.dumps({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}})
 
 
-def serve_forever(app: web.Application, port_queue: multiprocessing.Queue) -> None:
-    """Run ``app`` on 127.0.0.1, port 0, and report the port (call in a child process)."""
+def serve_forever(app: web.Application, port_queue: multiprocessing.Queue, lag: Any = None) -> None:
+    """Run ``app`` on 127.0.0.1, port 0, and report the port (call in a child process). With ``lag``
+    (a shared double), keep in it the longest the loop was held since the parent last zeroed it."""
 
     async def main() -> None:
+        if lag is not None:
+            watch_loop(lag)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -33,6 +37,30 @@ def serve_forever(app: web.Application, port_queue: multiprocessing.Queue) -> No
         uvloop.run(main())
     else:
         asyncio.run(main())
+
+
+#: How often the loop watch ticks, seconds.
+TICK_S = 0.001
+
+
+def watch_loop(lag: Any) -> None:
+    """While ``lag.value`` is not negative, a callback every millisecond that keeps there how late it
+    ran (us): the longest stretch the loop spent on something else (a connection pushing a long
+    answer, say) without letting others in. Negative: a look every 50 ms, to stay out of the other
+    figures' way."""
+    loop = asyncio.get_running_loop()
+
+    def tick(due: float) -> None:
+        now = loop.time()
+        if lag.value < 0:
+            loop.call_at(now + 0.05, tick, now + 0.05)
+            return
+        late = (now - due) * 1e6
+        if late > lag.value:
+            lag.value = late
+        loop.call_at(now + TICK_S, tick, now + TICK_S)
+
+    loop.call_soon(tick, loop.time())
 
 
 async def measure_push(url: str) -> tuple[float, int]:

@@ -2,7 +2,7 @@
 
     python benchmarks/replay.py [--minutes 10] [--rounds 2000] [--repeat 3] [--warm 3] [--answer-frames 6000]
 
-Three figures, and the server's CPU:
+Four figures, and the server's CPU:
 
 * push rate: one client event releases a long spoken answer (audio and transcript deltas); frames/s
   the client receives. The bare server pushes the same pre-serialised frames on any message.
@@ -13,6 +13,9 @@ Three figures, and the server's CPU:
   (5 minutes of speech), cold (the first request for that cassette in the process) and warm (the
   median of the ``first-warm`` requests after it). mockrealtime streams an answer from positions into
   its plan, so this must not grow with the answer's length.
+* the longest the server's loop is held while it pushes the long answer: a callback in the server
+  process ticks every millisecond during two more pushes and keeps how late it ran (no other
+  connection is served for that long). The bare server never yields while it pushes.
 
 With /proc (Linux) it also prints the server's own CPU time (user + system) per pushed frame and per
 round trip over the warm runs: what the server spends rather than what it waits. (On the 2-core VM
@@ -25,7 +28,7 @@ reported as *cold* (mockrealtime builds a frame's text the first time it sends i
 as *warm*. Figures are medians (min-max) over the runs, and ratios are taken within a run. The
 cassettes live in a temporary folder removed at the end. Cassette load: benchmarks/load.py.
 Targets (issues #2, #14): push >= 0.8x bare cold and warm, p50 <= bare + 50 us, p99 <= 1.5x bare,
-first frame of a 6,000-frame answer <= 1 ms cold and warm.
+first frame of a 6,000-frame answer <= 1 ms cold and warm, the loop held for a few ms at most.
 ``MOCKREALTIME_BENCH_LOOP=uvloop`` runs both servers on uvloop (``pip install uvloop``), to compare loops.
 """
 
@@ -39,6 +42,8 @@ import os
 import statistics
 import sys
 import tempfile
+import time
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]
@@ -88,7 +93,7 @@ def pingpong(rounds: int) -> Cassette:
 # servers (each runs in a child process)
 
 
-def run_bare(directory: str, port_queue: multiprocessing.Queue) -> None:
+def run_bare(directory: str, port_queue: multiprocessing.Queue, lag: Any = None) -> None:
     """The reference: an aiohttp server that sends stored frames, doing nothing else."""
     def frames(name: str) -> list[str]:
         return [e.text for e in _cassette.load(os.path.join(directory, name + ".yaml")).sessions[0].events if e.direction.value == "server"]
@@ -112,23 +117,24 @@ def run_bare(directory: str, port_queue: multiprocessing.Queue) -> None:
 
     app = web.Application()
     app.router.add_get("/c/{name}/v1/realtime", handler)
-    serve_forever(app, port_queue)
+    serve_forever(app, port_queue, lag)
 
 
-def run_mock(directory: str, port_queue: multiprocessing.Queue) -> None:
+def run_mock(directory: str, port_queue: multiprocessing.Queue, lag: Any = None) -> None:
     from mockrealtime.config import ServerConfig
     from mockrealtime.net.server import make_app, settle_gc_for_serving
 
     app = make_app(ServerConfig(cassettes=directory, port=0))
     settle_gc_for_serving()  # as `mockrealtime serve` does
-    serve_forever(app, port_queue)
+    serve_forever(app, port_queue, lag)
 
 
 def measure_server(target, directory: str, rounds: int, warm_runs: int, first_runs: int) -> dict[str, float]:
     """One fresh server process: its first push and latency batch (cold), then ``warm_runs`` more."""
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue()
-    proc = ctx.Process(target=target, args=(directory, q), daemon=True)
+    lag = ctx.Value("d", -1.0, lock=False)  # the server's longest loop hold (us), see _loopback.watch_loop
+    proc = ctx.Process(target=target, args=(directory, q, lag), daemon=True)
     proc.start()
     try:
         url = f"ws://127.0.0.1:{q.get(timeout=120)}"
@@ -145,13 +151,20 @@ def measure_server(target, directory: str, rounds: int, warm_runs: int, first_ru
             push_cpu, lat_cpu = push_cpu + c1 - c0, lat_cpu + c2 - c1
         _, answer_frames, cold_first = asyncio.run(measure_answer(url + "/c/answer/v1/realtime"))
         firsts = [asyncio.run(measure_answer(url + "/c/answer/v1/realtime"))[2] for _ in range(first_runs)]
+        holds = []
+        for _ in range(2):  # the loop watched while one more push runs
+            lag.value = 0.0
+            time.sleep(0.1)  # the watch is ticking every millisecond
+            asyncio.run(measure_push(url + "/c/monologue/v1/realtime"))
+            holds.append(lag.value)
+            lag.value = -1.0
     finally:
         proc.terminate()
         proc.join()
     return {"cold_push": cold_push, "warm_push": statistics.median(pushes), "frames": frames,
             "cold_p50": pct(cold_lat, 0.5), "p50": pct(lat, 0.5), "p99": pct(lat, 0.99),
             "cold_first": cold_first, "warm_first": statistics.median(firsts), "answer_frames": answer_frames,
-            "cpu_frame": push_cpu / (warm_runs * frames) * 1e6, "cpu_round": lat_cpu / (warm_runs * rounds) * 1e6}
+            "hold": max(holds), "cpu_frame": push_cpu / (warm_runs * frames) * 1e6, "cpu_round": lat_cpu / (warm_runs * rounds) * 1e6}
 
 
 def server_cpu_s(pid: int) -> float:
@@ -215,6 +228,8 @@ def main() -> int:
     for label, key in (("cold (first request after start)", "cold_first"), (f"warm (median of {args.first_warm} more)", "warm_first")):
         print(f"  {label:34s} bare {spread(col(bare, key))}   mockrealtime {spread(col(mock, key))}   "
               f"difference {spread(diff(key), '{:+.0f}')} us (target <= 1000 us)")
+    print(f"longest the server's loop was held (no other callback ran) while it pushed the answer, us: "
+          f"bare {spread(col(bare, 'hold'))}   mockrealtime {spread(col(mock, 'hold'))}   (target: a few ms)")
     if bare[0]["cpu_round"]:
         print("server CPU (user + system, warm), us: compare within this run only")
         print(f"  per pushed frame   bare {spread(col(bare, 'cpu_frame'), '{:.2f}')}   mockrealtime {spread(col(mock, 'cpu_frame'), '{:.2f}')}   "
