@@ -274,7 +274,8 @@ def test_untag_removes_this_connections_tag_after_the_prefix_only(live, recorded
 
 def test_untag_gives_back_the_recorded_id_a_client_chose_to_replace():
     engine = ReplaySession(housekeeping_cassette(), connection=3)
-    engine._override.update({"item_a": "mine_a", "item_b": "mine_b"})
+    engine.choose("item_a", "mine_a")
+    engine.choose("item_b", "mine_b")
     assert [engine.untag("mine_b"), engine.untag("mine_a"), engine.untag("item_MR3xc")] == ["item_b", "item_a", "item_c"]
 
 

@@ -88,3 +88,31 @@ def test_a_truncate_after_the_tight_loop_checks_against_the_audio_actually_sent(
                             "audio_end_ms": 1650}), 3.0)
     answer = [json.loads(f) for f in engine.pop_due(3.0)]
     assert [e["type"] for e in answer] == ["conversation.item.truncated"]
+
+
+def test_a_client_chosen_id_shows_wherever_the_recording_names_it_and_nowhere_else():
+    """Frames that name the item the client chose an id for are rendered with it; the rest (most of
+    the deltas) still go out as the shared frames."""
+    def run(choose: bool, as_bytes: bool) -> list[dict]:
+        engine = ReplaySession(spoken_answer(), connection=4, as_bytes=as_bytes)
+        if choose:
+            engine.choose("item_0", "mine_0")
+        engine.start(0.0)
+        sent = engine.pop_due(0.0)
+        engine.feed('{"type":"response.create"}', 1.0)
+        while frames := engine.pop_due(1.0, 16):
+            sent += frames
+        return [json.loads(f) for f in sent]
+
+    def rename(value):
+        if isinstance(value, dict):
+            return {k: rename(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [rename(v) for v in value]
+        return "mine_0" if value == "item_MR4x0" else value
+
+    for as_bytes in (True, False):
+        plain, chosen = run(False, as_bytes), run(True, as_bytes)
+        assert chosen == [rename(e) for e in plain]
+        assert sum("mine_0" in json.dumps(e) for e in chosen) == 2 * 40 + 5  # item_0's deltas and events
+        assert all("item_MR4x0" not in json.dumps(e) for e in chosen) and any("item_MR4x1" in json.dumps(e) for e in chosen)

@@ -190,7 +190,7 @@ def test_frames_after_a_client_chose_an_id_still_carry_this_connections_event_id
     engine = ReplaySession(recorded_errors())
     engine.start(0.0)
     engine.pop_due(0.0)
-    engine._override["resp_1"] = "resp_chosen"
+    engine.choose("resp_1", "resp_chosen")
     engine.receive({"type": "response.create", "event_id": "live_rc", "response": {"metadata": {"k": "recorded"}}}, 1.0)
     got = [json.loads(f) for f in engine.pop_due(1.0)]
     assert [e["event_id"] for e in got] == ["event_MR0x1", "event_MR0x2", "event_MR0x3", "event_MR0x5", "event_MR0x4"]

@@ -226,6 +226,7 @@ class Reporting:
     _now: collections.deque[tuple[float, int, Any]]
     _runs: collections.deque[Any]
     _override: dict[str, str]
+    _chosen: dict[str, str]
 
     if TYPE_CHECKING:
 
@@ -298,6 +299,7 @@ class Reporting:
         self._now.clear()
         self.model = SessionModel(self.dialect)
         self._override.clear()
+        self._chosen.clear()
         return finished
 
     def _error(self, code: str, message: str, client_event_id: Any, now_ms: float) -> None:

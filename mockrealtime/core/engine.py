@@ -112,6 +112,7 @@ class ReplaySession(Outbox, Reporting):
         self._cancelled: set[str] = set()  # live response ids cut short: their recorded rest is never sent
         self._last_at = 0.0
         self._override: dict[str, str] = {}  # recorded id -> the id the client chose
+        self._chosen: dict[str, str] = {}  # and back
         self._fresh: dict[str, str] = {}  # recorded id -> tagged, for the ids the session model sees
         self._metadata: dict[str, Any] = {}  # recorded response id -> live metadata
         self._serial = 0
@@ -133,11 +134,16 @@ class ReplaySession(Outbox, Reporting):
             found = self._fresh[recorded] = tag_slot(recorded, self.tag)
         return found
 
+    def choose(self, recorded: str, chosen: str) -> None:
+        """The client named an item the recording made (``recorded``) ``chosen``: show that id for it."""
+        self._override[recorded] = chosen
+        self._chosen.setdefault(chosen, recorded)
+
     def untag(self, live: str) -> str:
         """The recorded id behind one this connection showed (unchanged if it is not one)."""
-        for recorded, chosen in self._override.items():
-            if chosen == live:
-                return recorded
+        recorded = self._chosen.get(live)
+        if recorded is not None:
+            return recorded
         head, sep, body = live.partition("_")
         if sep and body.startswith(self.tag):
             return head + sep + body[len(self.tag):]
@@ -376,7 +382,7 @@ class ReplaySession(Outbox, Reporting):
         item = event.get("item")
         chosen = item.get("id") if isinstance(item, dict) else None
         if isinstance(chosen, str):
-            self._override[recorded] = chosen
+            self.choose(recorded, chosen)
             return chosen
         return self.fresh(recorded)
 

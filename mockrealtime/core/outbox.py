@@ -174,7 +174,7 @@ class Outbox:
                 else:
                     break
             elif run is not None and (run.start_ms if not pace else self._run_due(run)) <= now_ms:
-                if not pace and self.as_bytes and not self._cancelled and not self._override:
+                if not pace and self.as_bytes and not self._cancelled:
                     taken = self._drain_deltas(run, out, budget)
                     if taken:
                         budget -= taken
@@ -212,6 +212,7 @@ class Outbox:
         model = self.model
         duration = model.output_format.duration_ms
         live = self._live_id
+        chosen = self._override  # ids a client chose: a delta naming one is rendered (below)
         audio_item: Any = _NONE
         audio_ms = 0.0
         text_key: Any = None
@@ -222,7 +223,7 @@ class Outbox:
             if frame is None:
                 break
             kind = frame.delta_kind
-            if kind != 1 and kind != 2:
+            if kind != 1 and kind != 2 or chosen and not chosen.keys().isdisjoint(frame.ids):
                 break
             append(join(frame.bpieces))
             pos += 1
@@ -274,7 +275,8 @@ class Outbox:
         frame = self.plan.frames.get(index)
         if frame is None:
             frame = self.plan.frame(index, ev)
-        if etype == "error" or self._override or (self._metadata and etype in ("response.created", "response.done")):
+        if etype == "error" or (self._override and not self._override.keys().isdisjoint(frame.ids)) or (
+                self._metadata and etype in ("response.created", "response.done")):
             text, data = self._render(index, ev, run.owner, run.cue_id)
         elif self.as_bytes:
             text, data = self._btag.join(frame.bpieces), None
@@ -309,8 +311,8 @@ class Outbox:
             response = ev.event.get("response") or {}
             if response.get("id") in self._metadata:
                 patch = {"response": {**response, "metadata": self._metadata[response["id"]]}}
-        if patch is None and not self._override:
-            frame = self.plan.frame(index, ev)
+        frame = self.plan.frame(index, ev)
+        if patch is None and (not self._override or self._override.keys().isdisjoint(frame.ids)):
             return (self._btag.join(frame.bpieces) if self.as_bytes else self.tag.join(frame.pieces)), None
         data = {**ev.event, **(patch or {})}
         data = _retag({k: v for k, v in data.items() if k != "error"}, self.fresh) | (

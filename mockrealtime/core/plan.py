@@ -153,10 +153,14 @@ class Frame:
     """A recorded server event serialised once for every replay: its text split at the id slots
     (as UTF-8 bytes, what the server sends), and what the session model reads from a delta."""
 
-    __slots__ = ("bpieces", "delta_kind", "item_id", "content_index", "delta")
+    __slots__ = ("bpieces", "ids", "delta_kind", "item_id", "content_index", "delta")
 
     def __init__(self, ev: RecordedEvent) -> None:
-        self.bpieces = [p.encode() for p in _serialise(ev.event)]
+        ids: list[str] = []
+        self.bpieces = [p.encode() for p in _serialise(ev.event, ids)]
+        #: The recorded ids in its slots but the event's own: a frame none of whose ids a client
+        #: chose (``conversation.item.create`` with an ``id``) goes out as ``tag.join(pieces)``.
+        self.ids = frozenset(ids)
         self.delta_kind = DELTA_KINDS.get(ev.type, 0)
         self.item_id = self.content_index = self.delta = None
         if self.delta_kind:
@@ -170,8 +174,8 @@ class Frame:
         return [p.decode() for p in self.bpieces]
 
     def size(self) -> int:
-        """About the bytes it holds: the UTF-8 text and an object per piece."""
-        return sum(map(len, self.bpieces)) + 60 * len(self.bpieces) + 100
+        """About the bytes it holds: the UTF-8 text and an object per piece (and its id set)."""
+        return sum(map(len, self.bpieces)) + 60 * len(self.bpieces) + 100 + (216 if self.ids else 0)
 
 
 #: Deltas the session model reads on a fast path: 1 audio, 2 text, 3 function arguments.
@@ -226,23 +230,26 @@ class Plan:
                     self.frame(i, ev)
 
 
-def _serialise(event: dict[str, Any]) -> list[str]:
-    return json.dumps(_mark(event, True), separators=_COMPACT, ensure_ascii=False).split(_SLOT)
+def _serialise(event: dict[str, Any], ids: list[str] | None = None) -> list[str]:
+    return json.dumps(_mark(event, ids if ids is not None else [], True), separators=_COMPACT, ensure_ascii=False).split(_SLOT)
 
 
-def _mark(value: Any, top: bool = False) -> Any:
+def _mark(value: Any, ids: list[str], top: bool = False) -> Any:
+    """``value`` with a slot in every id (``ids`` gets them, but the event's own)."""
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
             if isinstance(v, str) and (k in ID_KEYS or (top and k == "event_id")):
                 out[k] = tag_slot(v)
+                if k != "event_id" or not top:
+                    ids.append(v)
             elif isinstance(v, (dict, list)) and not (k == "error"):
-                out[k] = _mark(v)
+                out[k] = _mark(v, ids)
             else:
                 out[k] = v
         return out
     if isinstance(value, list):
-        return [_mark(v) for v in value]
+        return [_mark(v, ids) for v in value]
     return value
 
 
