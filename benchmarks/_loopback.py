@@ -69,11 +69,13 @@ async def measure_push(url: str) -> tuple[float, int]:
     return rate, n
 
 
-async def measure_answer(url: str) -> tuple[float, int, float]:
+async def measure_answer(url: str, idle_s: float = 0.0) -> tuple[float, int, float]:
     """One response.create: frames/s received up to response.done, the frame count, and the
-    microseconds from sending it to the first frame back."""
+    microseconds from sending it to the first frame back; sent ``idle_s`` after session.created."""
     async with aiohttp.ClientSession() as http, http.ws_connect(url, compress=0, max_msg_size=0) as ws:
         await ws.receive()  # session.created
+        if idle_s:
+            await asyncio.sleep(idle_s)
         t0 = time.perf_counter()
         await ws.send_str('{"type":"response.create"}')
         n = 0

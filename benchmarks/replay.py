@@ -12,7 +12,12 @@ Four figures, and the server's CPU:
 * first frame of a long answer: ``response.create`` -> the first frame of a 6,000-frame answer
   (5 minutes of speech), cold (the first request for that cassette in the process) and warm (the
   median of the ``first-warm`` requests after it). mockrealtime streams an answer from positions into
-  its plan, so this must not grow with the answer's length.
+  its plan, so this must not grow with the answer's length. The cold request is sent after the
+  client idled a second, to both servers: a mockrealtime client idles while the server loads the
+  cassette, and on the 2-core VM this is built on a client that idled a second waited 0.6-5 ms for
+  the first frame of either server (bare aiohttp: 655-5346 us, against 171-289 us without the
+  idle), so without it the cold figure measured the VM waking a CPU, against a bare server that
+  never made its client wait. Compare the two servers' cold figures, not the cold figure with 1 ms.
 * the longest the server's loop is held while it pushes the long answer: a callback in the server
   process ticks every millisecond during two more pushes and keeps how late it ran (no other
   connection is served for that long). The bare server never yields while it pushes.
@@ -76,6 +81,8 @@ def monologue(minutes: float, name: str = "monologue") -> Cassette:
 
 
 BETA = {"OpenAI-Beta": "realtime=v1"}
+#: Seconds the client idles before the cold request (see the docstring).
+IDLE_S = 1.0
 
 
 def pingpong(rounds: int) -> Cassette:
@@ -149,7 +156,9 @@ def measure_server(target, directory: str, rounds: int, warm_runs: int, first_ru
             lat += asyncio.run(measure_latency(url + "/c/pingpong/v1/realtime", rounds, BETA))
             c2 = server_cpu_s(proc.pid)
             push_cpu, lat_cpu = push_cpu + c1 - c0, lat_cpu + c2 - c1
-        _, answer_frames, cold_first = asyncio.run(measure_answer(url + "/c/answer/v1/realtime"))
+        # cold: the client idles a second first, for both servers (the mockrealtime client waits
+        # longer still, while the server loads the cassette): a VM's idle CPU wakes in up to ms
+        _, answer_frames, cold_first = asyncio.run(measure_answer(url + "/c/answer/v1/realtime", IDLE_S))
         firsts = [asyncio.run(measure_answer(url + "/c/answer/v1/realtime"))[2] for _ in range(first_runs)]
         holds = []
         for _ in range(2):  # the loop watched while one more push runs

@@ -76,14 +76,21 @@ class RealtimeSocket(web.WebSocketResponse):
         self.max_frame_bytes = max_frame_bytes
         #: Turns a ProtocolError into the JSON text of the error event; set once the session exists.
         self.render_error: Callable[[ProtocolError], str] | None = None
+        self._batches: bool | None = None
 
     @property
     def writes_in_batches(self) -> bool:
-        """Whether :meth:`send_texts` writes a chunk at once (else frame by frame)."""
-        writer = self._writer
-        return (writer is not None and not self.compress and writer.use_mask is False
-                and hasattr(writer, "transport") and hasattr(writer, "_closing")
+        """Whether :meth:`send_texts` writes a chunk at once (else frame by frame); found once the
+        socket is prepared (its writer and compression do not change after)."""
+        found = self._batches
+        if found is None:
+            writer = self._writer
+            if writer is None:
+                return False
+            found = self._batches = (
+                not self.compress and writer.use_mask is False and hasattr(writer, "transport") and hasattr(writer, "_closing")
                 and hasattr(writer.protocol, "_drain_helper") and hasattr(writer.protocol, "writing_paused"))
+        return found
 
     @property
     def takes_writes_now(self) -> bool:
