@@ -8,15 +8,20 @@ import asyncio
 import base64
 import json
 import os
+import ssl
 import struct
 
 import aiohttp
+import trustme
 import websockets.asyncio.client
 from aiohttp import web
+
+from mockrealtime.config import ServerConfig
 
 from mockrealtime.core.cassette import Cassette, Close, RecordedEvent, Session
 from mockrealtime.core.cassette_writer import save
 from mockrealtime.net.realtime_socket import RealtimeSocket, text_frames
+from mockrealtime.net.server import STATE, make_app
 
 
 def parse_frames(data: bytes) -> list[tuple[int, bytes]]:
@@ -124,3 +129,32 @@ async def test_a_compressed_connection_sends_frame_by_frame_with_the_same_payloa
     finally:
         await runner.cleanup()
     assert seen == [False] and got == payloads
+
+
+async def test_over_wss_a_long_answer_arrives_whole_and_a_stalled_reader_holds_it_back(tmp_path):
+    """The batched write goes through the TLS transport as it does through TCP: same frames, same
+    flow control (the TLS layer passes the client's full socket up as paused writing)."""
+    chunk = base64.b64encode(os.urandom(4800)).decode()
+    frames = 4000
+    save(answer([chunk] * frames), str(tmp_path / "answer.yaml"))
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    app = make_app(ServerConfig(cassettes=str(tmp_path), port=0))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx)
+    await site.start()
+    try:
+        url = f"wss://127.0.0.1:{runner.addresses[0][1]}/c/answer/v1/realtime"
+        async with websockets.asyncio.client.connect(url, ssl=client_ctx, max_size=None, max_queue=4) as conn:
+            await conn.recv()
+            await conn.send('{"type":"response.create"}')
+            await asyncio.sleep(0.5)
+            assert len(app[STATE].connections[-1].engine.unplayed()) > frames // 2
+            got = [json.loads(await conn.recv()) for _ in range(frames + 1)]
+    finally:
+        await runner.cleanup()
+    assert all(e.get("delta") == chunk for e in got[:-1]) and got[-1]["type"] == "response.done"
