@@ -1,6 +1,6 @@
 """Replay speed against a bare aiohttp server, in one run, as ratios.
 
-    python benchmarks/replay.py [--minutes 10] [--rounds 2000] [--repeat 3] [--warm 3] [--answer-frames 6000]
+    python benchmarks/replay.py [--minutes 10] [--rounds 2000] [--repeat 5] [--warm 3] [--answer-frames 6000]
 
 Four figures, and the server's CPU:
 
@@ -195,7 +195,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the spoken answer")
     parser.add_argument("--rounds", type=int, default=2000, help="request/answer round trips per latency batch")
-    parser.add_argument("--repeat", type=int, default=3, help="fresh server processes of each kind")
+    parser.add_argument("--repeat", type=int, default=5, help="fresh server processes of each kind")
     parser.add_argument("--warm", type=int, default=3, help="warm pushes and latency batches per process")
     parser.add_argument("--answer-frames", type=int, default=6000, help="frames of the answer whose first frame is timed")
     parser.add_argument("--first-warm", type=int, default=7, help="warm requests timed to the answer's first frame per process")
