@@ -219,3 +219,15 @@ def test_session_created_is_sent_on_connect_even_when_the_client_spoke_first():
     assert [e.type for _, e in p.connect] == ["session.created"]
     (end,) = p.turns
     assert [e.type for _, e in end.cues[0].answers] == ["session.updated"]
+
+
+def test_cues_are_numbered_densely_across_turns_for_the_replays_consumed_marks():
+    p = plan(srv(0, "session.created", 1, session={"type": "realtime"}),
+             ev("client", 1, "session.update", session={"type": "realtime"}),
+             ev("client", 2, "input_audio_buffer.clear"),
+             ev("client", 3, "response.create"),
+             srv(4, "response.created", 2, response=CREATED),
+             ev("client", 5, "conversation.item.create", item={"type": "message", "role": "user", "content": []}))
+    slots = [(c.index, c.slot) for t in p.turns for c in t.cues]
+    assert slots == [(1, 0), (2, 1), (5, 2)] and p.cue_count == 3
+    assert plan(srv(0, "session.created", 1, session={"type": "realtime"})).cue_count == 0

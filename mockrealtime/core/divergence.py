@@ -222,7 +222,7 @@ class Reporting:
     closed: bool
     stalled: bool
     _turn: int
-    _used: set[int]
+    _used: bytearray
     _now: collections.deque[tuple[float, int, Any]]
     _runs: collections.deque[Any]
     _override: dict[str, str]
@@ -288,7 +288,7 @@ class Reporting:
         turns = self.plan.turns
         unsent = None
         if self.strict:
-            unsent = frozenset(c.index for t in turns[self._turn:] for c in t.cues if c.index not in self._used)
+            unsent = frozenset(c.index for t in turns[self._turn:] for c in t.cues if not self._used[c.slot])
         return turns, self._turn, unsent, [(run.sends, run.pos) for run in self._runs]
 
     def release(self) -> FinishedReplay:
@@ -326,7 +326,7 @@ class Reporting:
             diffs = ()
             for turn in turns[self._turn:]:
                 for cue in turn.cues:
-                    if cue.type == event.get("type") and cue.index not in self._used:
+                    if cue.type == event.get("type") and not self._used[cue.slot]:
                         expected, index = cue.event.event, cue.index
                         diffs = tuple(self.matcher.all_differences(expected, event))
                         break
@@ -335,7 +335,7 @@ class Reporting:
         closest = None
         probe = self._untagged(event)
         for turn in turns[self._turn:]:
-            later = [(c.index, c.event) for c in turn.cues if c.index not in self._used and c.index != index]
+            later = [(c.index, c.event) for c in turn.cues if not self._used[c.slot] and c.index != index]
             closest = next((i for i, ev in later if not self.matcher.differences(ev.event, probe)), None)
             if closest is None and turn.trigger is not None and turn is not expected_turn \
                     and probe.get("type") == TRIGGER and not self.trigger_differences(turn, probe):

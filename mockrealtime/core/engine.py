@@ -104,7 +104,7 @@ class ReplaySession(Outbox, Reporting):
         self.divergences = DivergenceStore()
         self.audio_ms = 0.0  # live audio appended this session
         self._turn = 0  # the next turn to open
-        self._used: set[int] = set()  # recorded cues consumed
+        self._used = bytearray(self.plan.cue_count)  # recorded cues consumed, by Cue.slot
         self._first_unused: dict[tuple[int, str], int] = {}  # (turn, type) -> first cue not yet consumed
         self._now: collections.deque[tuple[float, int, Any]] = collections.deque()  # synthesized frames
         self._seq = 0  # release order: breaks ties between synthesized frames and runs due at once
@@ -307,12 +307,12 @@ class ReplaySession(Outbox, Reporting):
             cues = turns[i].by_type.get(etype)
             if cues:
                 start = self._first_unused.get((i, etype), 0)
-                while start < len(cues) and cues[start].index in used:
+                while start < len(cues) and used[cues[start].slot]:
                     start += 1  # consumed cues are skipped once, not on every event
                 self._first_unused[(i, etype)] = start
                 for j in range(start, len(cues)):  # no slice: a long turn must not be copied per event
                     cue = cues[j]
-                    if cue.index not in used and not self.matcher.differences(cue.event.event, probe):
+                    if not used[cue.slot] and not self.matcher.differences(cue.event.event, probe):
                         return i, cue
             if turns[i].kind == "response":
                 break
@@ -359,7 +359,7 @@ class ReplaySession(Outbox, Reporting):
             for skipped in self.plan.turns[self._turn:found[0]]:  # server-VAD turns the client moved past
                 self._open(skipped, now_ms, None)
             self._turn = max(self._turn, found[0])
-            self._used.add(cue.index)  # type: ignore[union-attr]
+            self._used[cue.slot] = 1  # type: ignore[union-attr]
         if cue is not None and cue.error:
             self._release(cue.answers, now_ms, owner=event.get("event_id"), cue_id=cue.event.get("event_id"))
         else:
@@ -409,8 +409,8 @@ class ReplaySession(Outbox, Reporting):
         """Release a turn: the tails of recorded housekeeping the client never sent, then its sends
         (unless not ``sends``: a refused trigger the live client never sent)."""
         for cue in turn.cues:
-            if cue.index not in self._used:
-                self._used.add(cue.index)
+            if not self._used[cue.slot]:
+                self._used[cue.slot] = 1
                 if self.strict:
                     self.divergences.add(Divergence(
                         self.cassette.label, self.session_index, cue.index, cue.event.event,

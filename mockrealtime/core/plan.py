@@ -75,6 +75,7 @@ class Cue:
     answers: list[tuple[int, RecordedEvent]] = dataclasses.field(default_factory=list)
     tail: list[tuple[int, RecordedEvent]] = dataclasses.field(default_factory=list)
     error: bool = False  # the recording shows the API rejecting it: its answer wins
+    slot: int = 0  # its number among the session's cues (0, 1, ...): where a replay marks it consumed
     _made: Any = dataclasses.field(default=_UNKNOWN, repr=False, compare=False)
 
     @property
@@ -187,11 +188,14 @@ DELTA_KINDS = {t: 1 for t in AUDIO_DELTA_TYPES} | {
 class Plan:
     """The compiled session: connect sends, turns, and the shared serialised frames."""
 
-    __slots__ = ("connect", "turns", "close", "frames", "cached_bytes")
+    __slots__ = ("connect", "turns", "close", "frames", "cached_bytes", "cue_count")
 
     def __init__(self, connect: list[tuple[int, RecordedEvent]], turns: list[Turn], close: Any) -> None:
         self.connect = connect
         self.turns = turns
+        #: Cues in the session: a replay marks the ones consumed in a bytearray this long (a set of
+        #: them grew a table, copied whole on each resize: the slowest 1 % of round trips in-process)
+        self.cue_count = max((c.slot for t in turns for c in t.cues), default=-1) + 1
         self.close = close  # cassette.Close | None
         self.frames: dict[int, Frame] = {}
         self.cached_bytes = 0
@@ -305,6 +309,7 @@ def compile_plan(cassette: Cassette, session_index: int) -> Plan:
     pending = next(chunks, None)
     consumed = 0
     unanswered_triggers: list[Turn] = []
+    cue_slots = 0
     window: list[Cue | Turn] = []  # client events since the server last sent something
     for core_index, ev in enumerate(session.core):
         while pending is not None and pending[0] < ev.offset_us:
@@ -322,7 +327,8 @@ def compile_plan(cassette: Cassette, session_index: int) -> Plan:
                 unanswered_triggers.append(current)
                 window.append(current)
             else:
-                cue = Cue(index, ev)
+                cue = Cue(index, ev, slot=cue_slots)
+                cue_slots += 1
                 pending_cues.append(cue)
                 owners.add(cue)
                 window.append(cue)
