@@ -19,6 +19,7 @@ import json
 import re
 import sys
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 ParamPath = tuple[str | int, ...]
@@ -78,6 +79,22 @@ def _bounded_int(text: str) -> int:
 
 _INF = float("inf")
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_bounded_int)
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]  # CPython sets it in __init__
+
+
+def _decode(text: str) -> Any:
+    """``_DECODER.decode(text)``; an object with nothing around it (what clients send) is scanned
+    directly, without decode's whitespace matching. Anything else, or anything that fails, goes
+    through ``decode``, so a bad frame gets exactly decode's error."""
+    if text[:1] == "{" and text[-1:] == "}":
+        try:
+            value, end = _SCAN(text, 0)
+        except (StopIteration, ValueError):
+            pass
+        else:
+            if end == len(text):
+                return value
+    return _DECODER.decode(text)
 
 
 def parse_client_frame(text: str | bytes) -> tuple[dict[str, Any] | None, ProtocolError | None]:
@@ -93,7 +110,7 @@ def parse_client_frame(text: str | bytes) -> tuple[dict[str, Any] | None, Protoc
             "invalid_event", "Expected a text WebSocket message; binary frames are not supported.", None
         )
     try:
-        event = _DECODER.decode(text)
+        event = _decode(text)
     except RecursionError:
         return None, _invalid_json(" recursion limit exceeded.")
     except ValueError as exc:
