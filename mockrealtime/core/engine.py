@@ -36,7 +36,7 @@ from mockrealtime.core.cassette import Cassette
 from mockrealtime.core.divergence import (JOURNAL_LIMIT, MAX_KEPT_STRING, BoundedJournal, Divergence, DivergenceStore,
                                           JournalEntry, strip_audio)
 from mockrealtime.core.events import AUDIO_APPEND
-from mockrealtime.core.matching import FieldDiff, Matcher, same_but_event_id
+from mockrealtime.core.matching import FieldDiff, Matcher
 from mockrealtime.core.divergence import MISMATCH_CODE, Reporting
 from mockrealtime.core.outbox import _NO_OWNER, CloseFrame, Outbox, _Live, _response_of, _retag, _Run
 from mockrealtime.core.plan import TRIGGER, Cue, Plan, Turn, plan_for, state_of, tag_slot
@@ -300,11 +300,9 @@ class ReplaySession(Outbox, Reporting):
     def _find_cue(self, event: dict[str, Any]) -> tuple[int, Cue] | None:
         """A recorded cue the live event matches, in this turn or (past server-VAD turns) a later one."""
         turns = self.plan.turns
-        item = event.get("item")
-        probe = self._untagged(event) if item.__class__ is dict and "call_id" in item else event
+        probe = self._untagged(event)
         etype: Any = probe.get("type")  # validated (a string) before any event gets here
         used = self._used
-        differences = self.matcher.differences
         for i in range(self._turn, len(turns)):
             cues = turns[i].by_type.get(etype)
             if cues:
@@ -314,11 +312,8 @@ class ReplaySession(Outbox, Reporting):
                 self._first_unused[(i, etype)] = start
                 for j in range(start, len(cues)):  # no slice: a long turn must not be copied per event
                     cue = cues[j]
-                    if not used[cue.slot]:
-                        recorded = cue.event.event
-                        # the usual case first, in one C compare: equal but for the event_id
-                        if same_but_event_id(recorded, probe) or not differences(recorded, probe):
-                            return i, cue
+                    if not used[cue.slot] and not self.matcher.differences(cue.event.event, probe):
+                        return i, cue
             if turns[i].kind == "response":
                 break
         return None
@@ -354,7 +349,7 @@ class ReplaySession(Outbox, Reporting):
     def _housekeeping(self, event: dict[str, Any], now_ms: float, found: tuple[int, Cue] | None = None) -> None:
         if found is None:
             found = self._find_cue(event)
-            if found is not None and found[1].error and self._refused_by_validation(found[1]):
+            if found is not None and self._refused_by_validation(found[1]):
                 found = None  # valid where the refused recorded event is not: the API would accept this one
         if found is None and self.strict:
             self._diverge(event, self._strict_expected(), None, now_ms)

@@ -110,7 +110,7 @@ def extract(event: Any, parts: Sequence[str | int]) -> Any:
     return value
 
 
-def same_but_event_id(expected: dict[str, Any], received: dict[str, Any]) -> bool:
+def _same_but_event_id(expected: dict[str, Any], received: dict[str, Any]) -> bool:
     """The two events are equal but for their ``event_id`` (which the client chooses per send)."""
     if "event_id" not in expected and "event_id" not in received:
         return expected == received
@@ -193,7 +193,7 @@ class Matcher:
         """Why ``received`` does not match ``expected``; an empty list means it matches."""
         if expected.get("type") != received.get("type"):
             return [FieldDiff("type", expected.get("type"), received.get("type"), True)]
-        if self.mode == "type" or same_but_event_id(expected, received):
+        if self.mode == "type" or _same_but_event_id(expected, received):
             return []  # equal events differ on no path, whatever the rules (the usual case: one C compare)
         if self.mode == "exact":
             return self.all_differences(expected, received)

@@ -20,10 +20,6 @@ def kind_of(item: dict[str, Any]) -> str:
     return kind
 
 
-#: kind_of for the (type, role) pairs met so far: an item appended costs a lookup, not a new string.
-_KINDS: dict[tuple[Any, Any], str] = {}
-
-
 def _output_of(item: dict[str, Any]) -> Any:
     return item.get("call_id") if item.get("type") == "function_call_output" else _NONE
 
@@ -41,16 +37,10 @@ class ItemKinds:
         self.outputs: list[Any] = []
 
     def add(self, item: dict[str, Any]) -> None:
-        itype, role = item.get("type"), item.get("role")
-        try:
-            kind = _KINDS[itype, role]
-        except (KeyError, TypeError):  # first met (or not hashable: validation off)
-            kind = kind_of(item)
-            if len(_KINDS) < 256 and isinstance(itype, str) and (role is None or isinstance(role, str)):
-                _KINDS[itype, role] = kind
-        self.kinds.append(kind)
-        if itype == "function_call_output":
-            self.outputs.append(item.get("call_id"))
+        self.kinds.append(kind_of(item))
+        output = _output_of(item)
+        if output is not _NONE:
+            self.outputs.append(output)
 
 
 def track(kinds: ItemKinds | None, old: dict[str, Any] | None, new: dict[str, Any], appended: bool) -> ItemKinds | None:
