@@ -19,7 +19,7 @@ from mockrealtime.protocol.jsontext import compact
 from mockrealtime.protocol.session import OBSERVERS, SessionModel
 
 if TYPE_CHECKING:
-    from mockrealtime.core.plan import Plan
+    from mockrealtime.core.plan import Frame, Plan
 
 _COMPACT = (",", ":")
 
@@ -199,8 +199,9 @@ class Outbox:
     def _drain_deltas(self, run: _Run, out: list[Any], budget: int) -> int:
         """The run's next audio and text deltas, in one tight loop (the bulk of a spoken answer).
 
-        Only at pace 0, as UTF-8, with nothing cancelled or overridden: then a delta is always sent
-        as ``tag.join(pieces)``, and nothing else can fall due before it. The session model sees the
+        Only at pace 0, as UTF-8, with nothing cancelled, and up to a delta that names an id the
+        client chose (:meth:`_names_chosen`): then a delta is always sent as ``tag.join(pieces)``,
+        and nothing else can fall due before it. The session model sees the
         same additions in the same order as frame by frame, applied once per run of deltas."""
         sends = run.sends
         pos = start = run.pos
@@ -212,7 +213,7 @@ class Outbox:
         model = self.model
         duration = model.output_format.duration_ms
         live = self._live_id
-        chosen = self._override  # ids a client chose: a delta naming one is rendered (below)
+        chosen = self._override  # _names_chosen, inline: this loop runs per frame of an answer
         audio_item: Any = _NONE
         audio_ms = 0.0
         text_key: Any = None
@@ -254,6 +255,10 @@ class Outbox:
             self._runs.popleft()
         return pos - start
 
+    def _names_chosen(self, frame: Frame) -> bool:
+        """The frame names an item whose id the client chose: it is rendered with that id."""
+        return bool(self._override) and not self._override.keys().isdisjoint(frame.ids)
+
     def _live_id(self, recorded: Any) -> Any:
         return self.fresh(recorded) if isinstance(recorded, str) else recorded
 
@@ -275,8 +280,7 @@ class Outbox:
         frame = self.plan.frames.get(index)
         if frame is None:
             frame = self.plan.frame(index, ev)
-        if etype == "error" or (self._override and not self._override.keys().isdisjoint(frame.ids)) or (
-                self._metadata and etype in ("response.created", "response.done")):
+        if etype == "error" or self._names_chosen(frame) or (self._metadata and etype in ("response.created", "response.done")):
             text, data = self._render(index, ev, run.owner, run.cue_id)
         elif self.as_bytes:
             text, data = self._btag.join(frame.bpieces), None
@@ -311,9 +315,10 @@ class Outbox:
             response = ev.event.get("response") or {}
             if response.get("id") in self._metadata:
                 patch = {"response": {**response, "metadata": self._metadata[response["id"]]}}
-        frame = self.plan.frame(index, ev)
-        if patch is None and (not self._override or self._override.keys().isdisjoint(frame.ids)):
-            return (self._btag.join(frame.bpieces) if self.as_bytes else self.tag.join(frame.pieces)), None
+        if patch is None:
+            frame = self.plan.frame(index, ev)
+            if not self._names_chosen(frame):
+                return (self._btag.join(frame.bpieces) if self.as_bytes else self.tag.join(frame.pieces)), None
         data = {**ev.event, **(patch or {})}
         data = _retag({k: v for k, v in data.items() if k != "error"}, self.fresh) | (
             {"error": data["error"]} if "error" in data else {})

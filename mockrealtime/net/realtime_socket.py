@@ -68,7 +68,7 @@ def text_frames(payloads: Sequence[bytes]) -> bytes:
 
 class RealtimeSocket(web.WebSocketResponse):
     """A WebSocketResponse that sends one last frame (the ``error`` event) before aiohttp fails the
-    connection with 1009 or 1007."""
+    connection with 1009 or 1007, and writes many text frames at once (see the module docstring)."""
 
     def __init__(self, *, max_frame_bytes: int, **kwargs: Any) -> None:
         # aiohttp refuses a payload of max_msg_size bytes or more; the limit itself is allowed
@@ -92,13 +92,16 @@ class RealtimeSocket(web.WebSocketResponse):
                 and hasattr(writer.protocol, "_drain_helper") and hasattr(writer.protocol, "writing_paused"))
         return found
 
+    def _writer_closing(self) -> bool:
+        """The writer's connection is closing (only where :attr:`writes_in_batches`)."""
+        writer = self._writer
+        return writer._closing or writer.transport.is_closing()  # type: ignore[union-attr]
+
     @property
     def takes_writes_now(self) -> bool:
         """Whether :meth:`write_texts` may write now: the fast path applies, the connection is not
         closing and the client's socket is not full."""
-        writer = self._writer
-        return (self.writes_in_batches and not writer._closing  # type: ignore[union-attr]
-                and not writer.transport.is_closing() and not writer.protocol.writing_paused)  # type: ignore[union-attr]
+        return self.writes_in_batches and not self._writer_closing() and not self._writer.protocol.writing_paused  # type: ignore[union-attr]
 
     def write_texts(self, payloads: Sequence[bytes]) -> None:
         """Write ``payloads`` as text frames in one write, without waiting (where
@@ -113,13 +116,10 @@ class RealtimeSocket(web.WebSocketResponse):
             for payload in payloads:
                 await self.send_frame(payload, WSMsgType.TEXT)
             return
-        writer = self._writer
-        assert writer is not None
-        transport = writer.transport
-        if writer._closing or transport.is_closing():
+        if self._writer_closing():
             raise ConnectionResetError("Cannot write to closing transport")
-        transport.write(text_frames(payloads))
-        protocol = writer.protocol
+        self.write_texts(payloads)
+        protocol = self._writer.protocol  # type: ignore[union-attr]
         if protocol.writing_paused:  # the client's socket is full: wait, as aiohttp's writer does
             await protocol._drain_helper()
 

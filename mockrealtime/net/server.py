@@ -7,13 +7,11 @@ validator (:mod:`mockrealtime.protocol`); this module only moves frames and keep
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
 import json
 import logging
 import time
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -145,8 +143,6 @@ async def _serve(
 
     lock = asyncio.Lock()
     carry: list[Any] = []  # frames write_now() took but left to flush()
-    # the engine's UTF-8 goes out as it is, with no wrapper coroutine per frame
-    send: Callable[[bytes], Awaitable[None]] = functools.partial(ws.send_frame, opcode=WSMsgType.TEXT)
     timer: asyncio.TimerHandle | None = None
     stopped = False
     stall_timer: asyncio.TimerHandle | None = None
@@ -171,12 +167,8 @@ async def _serve(
         async with lock:
             if stopped:
                 return
-            emit: Callable[[bytes], Awaitable[None]] = send
-            if episode is not None:  # new_episodes: each frame shown to the client is recorded too
-                recorded = episode.sender(ws.send_str)
-
-                async def emit(frame: bytes) -> None:
-                    await recorded(frame.decode())
+            # new_episodes: each frame shown to the client is recorded too, so it goes out as text
+            recorded = episode.sender(ws.send_str) if episode is not None else None
             try:
                 sent = 0
                 while True:
@@ -187,11 +179,11 @@ async def _serve(
                         frames = engine.pop_due(now_ms(), CHUNK)
                     last = frames[-1] if frames else None
                     payloads = frames if last.__class__ is bytes else frames[:-1]  # a CloseFrame ends them
-                    if episode is None and len(payloads) > 1:
+                    if recorded is None:
                         await ws.send_texts(payloads)  # one write, not one system call per frame
                     else:
                         for frame in payloads:
-                            await emit(frame)
+                            await recorded(frame.decode())
                     if last is not None and last.__class__ is not bytes:
                         await ws.close(code=last.code, message=last.reason.encode())
                         return
