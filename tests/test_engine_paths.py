@@ -325,23 +325,6 @@ def test_push_to_talk_recorded_with_commit_and_response_create_back_to_back_repl
     assert "error" not in types(frames(engine)) and engine.divergences == []
 
 
-def test_the_response_after_a_rejected_trigger_belongs_to_the_next_trigger():
-    c = cassette(
-        srv(0, "session.created", 1, session={"type": "realtime"}),
-        ev("client", 200, "response.create", event_id="rec_rc", response={"output_modalities": ["bogus"]}),
-        srv(201, "error", 2, error={"type": "invalid_request_error", "code": "invalid_value", "message": "recorded",
-                                    "param": "response.output_modalities[0]", "event_id": "rec_rc"}),
-        ev("client", 300, "response.create"),
-        srv(301, "response.created", 3, response={"id": "resp_1", "status": "in_progress", "output": []}),
-        srv(302, "response.done", 4, response={"id": "resp_1", "status": "completed", "output": []}),
-    )
-    engine = connected(c, validator=ClientEventValidator("ga"))
-    engine.feed(json.dumps({"type": "response.create", "response": {"output_modalities": ["bogus"]}}), 1)
-    assert types(frames(engine)) == ["error"]
-    engine.receive({"type": "response.create"}, 2)
-    assert types(frames(engine)) == ["response.created", "response.done"]
-
-
 # -- validation first, metadata, the journal's copy ----------------------------------------------------------
 
 def test_a_wrong_json_type_gets_the_api_type_error_even_where_the_recording_shows_that_event_rejected():

@@ -9,13 +9,7 @@ import json
 from mockrealtime.core.cassette import Cassette, RecordedEvent, Session
 from mockrealtime.core.plan import Plan, compile_plan, plan_for
 
-
-def ev(direction: str, at_ms: float, type: str, **fields) -> RecordedEvent:
-    return RecordedEvent.make(direction, at_ms, {"type": type, **fields})
-
-
-def srv(at_ms: float, type: str, n: int, **fields) -> RecordedEvent:
-    return ev("server", at_ms, type, event_id=f"event_{n:03d}", **fields)
+from recorded_events import ev, srv
 
 
 def plan(*events: RecordedEvent, dialect: str = "ga") -> Plan:

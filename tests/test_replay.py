@@ -11,17 +11,11 @@ from mockrealtime.core.cassette import Cassette, Close, RecordedEvent, Session
 from mockrealtime.core.matching import Matcher
 from mockrealtime.core.engine import CloseFrame, ReplaySession, SessionCursor
 
-
-def ev(direction: str, at_ms: float, type: str, **fields) -> RecordedEvent:
-    return RecordedEvent.make(direction, at_ms, {"type": type, **fields})
+from recorded_events import ev, silence as silence_ms
 
 
 def srv(at_ms: float, type: str, n: int, **fields) -> RecordedEvent:
     return ev("server", at_ms, type, event_id=f"event_{n:021d}", **fields)
-
-
-def silence_ms(ms: int) -> str:
-    return base64.b64encode(b"\x00" * (48 * ms)).decode()
 
 
 def cassette(*events: RecordedEvent, close: Close | None = None, matching=None) -> Cassette:
