@@ -10,8 +10,9 @@ It times the same ``conversation.item.create`` round trips against:
 * **stored**: mockrealtime's own socket and serve loop (``RealtimeSocket``, ``_serve``: batched
   writes, deadlines, the stall watch) with the engine replaced by one that answers every frame with
   one stored frame and does nothing else. Its distance from *bare* is what the I/O layer costs;
-* **stored+N us**: the same, busy for N microseconds of CPU per client frame before it answers: a
-  server whose engine costs exactly N us;
+* **stored+N us**: the same, doing a fixed amount of Python work per client frame before it answers,
+  as much as takes N us of CPU when nothing else runs (calibrated at start): a server whose engine
+  costs N us, and is slowed by a busy machine as any work is;
 * **mockrealtime**: the real server, replaying the cassette.
 
 Where mockrealtime falls between two *stored+N* rows is what its engine costs the client, in
@@ -48,23 +49,21 @@ from replay import BETA, monologue, pingpong, run_bare, run_mock, server_cpu_s, 
 
 class StoredAnswer:
     """In the engine's place in ``_serve``: every client frame is answered with one stored frame,
-    after ``spin_us`` microseconds of busy CPU. No parsing, matching, state or journal."""
+    after ``spin_us`` microseconds' worth of Python work. No parsing, matching, state or journal."""
 
     acted = False
     stalled = False
 
     def __init__(self, created: bytes, answer: bytes, spin_us: float) -> None:
-        self.created, self.answer, self.spin_s = created, answer, spin_us / 1e6
+        self.created, self.answer = created, answer
+        self.loops = _loops_for(spin_us)
         self._due: list[bytes] = []
 
     def start(self, now_ms: float) -> None:
         self._due.append(self.created)
 
     def feed(self, text: str | bytes, now_ms: float) -> None:
-        if self.spin_s:
-            until = time.perf_counter() + self.spin_s
-            while time.perf_counter() < until:
-                pass
+        _busy(self.loops)
         self._due.append(self.answer)
 
     def pop_due(self, now_ms: float, limit: int | None = None) -> list[bytes]:
@@ -76,6 +75,32 @@ class StoredAnswer:
 
     def waiting_for(self) -> None:
         return None
+
+
+def _busy(loops: int) -> int:
+    """A fixed amount of Python work (not a fixed time: a slow moment makes it late, as it makes
+    the engine late)."""
+    total = 0
+    for i in range(loops):
+        total += i
+    return total
+
+
+@functools.lru_cache
+def _loops_for(spin_us: float) -> int:
+    """How many loops of :func:`_busy` take ``spin_us`` microseconds of CPU here (the quickest of
+    several timings: the work an unhurried CPU does in that time)."""
+    if spin_us <= 0:
+        return 0
+    probe = 100_000
+    best = min(_timed(probe) for _ in range(20))
+    return max(1, round(probe * spin_us / 1e6 / best))
+
+
+def _timed(loops: int) -> float:
+    t = time.thread_time()
+    _busy(loops)
+    return time.thread_time() - t
 
 
 def run_stored(spin_us: float, directory: str, port_queue: multiprocessing.Queue, lag: Any = None) -> None:
