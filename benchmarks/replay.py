@@ -31,7 +31,8 @@ Each server runs in its own process so the client's work does not share its even
 run starts fresh processes of both (alternating): the first push and latency batch after start are
 reported as *cold* (mockrealtime builds a frame's text the first time it sends it), the ones after
 as *warm*. Figures are medians (min-max) over the runs, and ratios are taken within a run. The
-cassettes live in a temporary folder removed at the end. Cassette load: benchmarks/load.py.
+cassettes live in a temporary folder removed at the end. Cassette load: benchmarks/load.py;
+what the round trip is made of (the engine against servers doing known work): benchmarks/latency_floor.py.
 Targets (issues #2, #14): push >= 0.8x bare cold and warm, p50 <= bare + 50 us, p99 <= 1.5x bare,
 first frame of a 6,000-frame answer <= 1 ms cold and warm, the loop held for a few ms at most.
 ``MOCKREALTIME_BENCH_LOOP=uvloop`` runs both servers on uvloop (``pip install uvloop``), to compare loops.
