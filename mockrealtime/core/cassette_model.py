@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 from collections.abc import Callable
 from typing import Any
 
 from mockrealtime.core import audio as _audio
 from mockrealtime.core.events import AUDIO_APPEND, AUDIO_DELTA_TYPES, Direction
+from mockrealtime.protocol.jsontext import compact
 
-_COMPACT = (",", ":")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, eq=False)
@@ -85,7 +84,7 @@ class RecordedEvent:
         ref = self.audio
         if text is None:
             fields = self.fields if ref is None else {**self.fields, ref.field: ""}
-            text = json.dumps(fields, separators=_COMPACT, ensure_ascii=False)
+            text = compact(fields)
             object.__setattr__(self, "_text", text)
         if ref is None:
             return text

@@ -32,16 +32,15 @@ from __future__ import annotations
 import collections
 import dataclasses
 import heapq
-import json
 from typing import Any
 
 from mockrealtime.core import audio as _audio
 from mockrealtime.core.cassette import Cassette, RecordedEvent
 from mockrealtime.core.events import AUDIO_APPEND, AUDIO_DELTA_TYPES, ID_KEYS, VAD_POSITION_FIELD, Direction
 from mockrealtime.protocol.conversation import rebuilt
+from mockrealtime.protocol.jsontext import compact
 from mockrealtime.protocol.session import OBSERVERS, SessionModel
 
-_COMPACT = (",", ":")
 TRIGGER = "response.create"
 #: Where the per-connection tag goes in a serialised id (never in recorded text: a private-use char).
 _SLOT = "\ue000"
@@ -235,7 +234,7 @@ class Plan:
 
 
 def _serialise(event: dict[str, Any], ids: list[str] | None = None) -> list[str]:
-    return json.dumps(_mark(event, ids if ids is not None else [], True), separators=_COMPACT, ensure_ascii=False).split(_SLOT)
+    return compact(_mark(event, ids if ids is not None else [], True)).split(_SLOT)
 
 
 def _mark(value: Any, ids: list[str], top: bool = False) -> Any:
