@@ -4,10 +4,12 @@ client measurements (push rate, request -> first frame latency) with their perce
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -37,6 +39,23 @@ def serve_forever(app: web.Application, port_queue: multiprocessing.Queue, lag: 
         uvloop.run(main())
     else:
         asyncio.run(main())
+
+
+@contextlib.contextmanager
+def server_process(target: Callable[..., None], directory: str, lag: Any = None) -> Iterator[tuple[str, int]]:
+    """``target(directory, port_queue[, lag])`` in a fresh (spawned) process: its base URL
+    (``ws://127.0.0.1:PORT``) and pid; the process is stopped on the way out."""
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    proc = ctx.Process(target=target, args=(directory, q) if lag is None else (directory, q, lag), daemon=True)
+    proc.start()
+    try:
+        port = q.get(timeout=120)
+        assert proc.pid is not None  # started
+        yield f"ws://127.0.0.1:{port}", proc.pid
+    finally:
+        proc.terminate()
+        proc.join()
 
 
 #: How often the loop watch ticks, seconds.

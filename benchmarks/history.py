@@ -34,7 +34,7 @@ from aiohttp import web  # noqa: E402
 from mockrealtime.core.cassette import Cassette, Close, RecordedEvent, Session  # noqa: E402
 from mockrealtime.core.cassette_writer import save  # noqa: E402
 
-from _loopback import REQUEST, pct, serve_forever  # noqa: E402
+from _loopback import REQUEST, pct, serve_forever, server_process  # noqa: E402
 
 BETA = {"OpenAI-Beta": "realtime=v1"}
 CREATED = {"type": "session.created", "event_id": "event_" + "0" * 21, "session": {"modalities": ["text"]}}
@@ -92,17 +92,10 @@ async def at_size(url: str, size: int, rounds: int) -> float:
 
 
 def measure(target, directory: str, sizes: list[int], rounds: int) -> dict[int, float]:
-    ctx = multiprocessing.get_context("spawn")
-    q = ctx.Queue()
-    proc = ctx.Process(target=target, args=(directory, q), daemon=True)
-    proc.start()
-    try:
-        url = f"ws://127.0.0.1:{q.get(timeout=120)}/c/history/v1/realtime"
+    with server_process(target, directory) as (base, _pid):
+        url = base + "/c/history/v1/realtime"
         asyncio.run(at_size(url, 10, rounds))  # warm: the cassette loaded, code paths run once
         return {size: asyncio.run(at_size(url, size, rounds)) for size in sizes}
-    finally:
-        proc.terminate()
-        proc.join()
 
 
 def spread(values: list[float], fmt: str = "{:.0f}") -> str:

@@ -43,7 +43,7 @@ from aiohttp import web  # noqa: E402
 
 from mockrealtime.core.cassette_writer import save  # noqa: E402
 
-from _loopback import measure_latency, pct, serve_forever  # noqa: E402
+from _loopback import measure_latency, pct, serve_forever, server_process  # noqa: E402
 from replay import BETA, monologue, pingpong, run_bare, run_mock, server_cpu_s, spread  # noqa: E402
 
 
@@ -129,21 +129,14 @@ def run_stored(spin_us: float, directory: str, port_queue: multiprocessing.Queue
 def measure(target: Any, directory: str, rounds: int, warm_runs: int) -> tuple[float, float, float]:
     """One fresh server process: 200 round trips to warm up, then ``warm_runs`` x ``rounds`` timed.
     p50 and p99 (us), and the server's CPU per timed round trip (us)."""
-    ctx = multiprocessing.get_context("spawn")
-    q = ctx.Queue()
-    proc = ctx.Process(target=target, args=(directory, q), daemon=True)
-    proc.start()
-    try:
-        url = f"ws://127.0.0.1:{q.get(timeout=120)}/c/pingpong/v1/realtime"
+    with server_process(target, directory) as (base, pid):
+        url = base + "/c/pingpong/v1/realtime"
         asyncio.run(measure_latency(url, 200, BETA))
         lat: list[float] = []
-        c0 = server_cpu_s(proc.pid)
+        c0 = server_cpu_s(pid)
         for _ in range(warm_runs):
             lat += asyncio.run(measure_latency(url, rounds, BETA))
-        cpu = (server_cpu_s(proc.pid) - c0) / (warm_runs * rounds) * 1e6
-    finally:
-        proc.terminate()
-        proc.join()
+        cpu = (server_cpu_s(pid) - c0) / (warm_runs * rounds) * 1e6
     return pct(lat, 0.5), pct(lat, 0.99), cpu
 
 

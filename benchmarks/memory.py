@@ -48,7 +48,7 @@ from mockrealtime.core import cassette as _cassette  # noqa: E402
 from mockrealtime.core.cassette import Cassette, Close, RecordedEvent, Session  # noqa: E402
 from mockrealtime.core.cassette_writer import save  # noqa: E402
 
-from _loopback import serve_forever  # noqa: E402
+from _loopback import serve_forever, server_process  # noqa: E402
 
 ITEM = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "what is the weather?"}]}
 CREATE = json.dumps({"type": "conversation.item.create", "item": ITEM})
@@ -204,18 +204,10 @@ async def replay_steps(url: str, pid: int, n: int) -> dict[str, float]:
 
 
 def measure(target, directory: str, n: int, phase=steps) -> dict[str, float]:
-    ctx = multiprocessing.get_context("spawn")
-    q = ctx.Queue()
-    proc = ctx.Process(target=target, args=(directory, q), daemon=True)
-    proc.start()
-    try:
-        url = f"ws://127.0.0.1:{q.get(timeout=120)}"
-        result = asyncio.run(phase(url, proc.pid, n))  # type: ignore[arg-type]
-        result["rest"] = rss(proc.pid)  # type: ignore[arg-type]
+    with server_process(target, directory) as (url, pid):
+        result = asyncio.run(phase(url, pid, n))
+        result["rest"] = rss(pid)
         return result
-    finally:
-        proc.terminate()
-        proc.join()
 
 
 def kib(values: list[float]) -> str:

@@ -60,7 +60,7 @@ from mockrealtime.core import cassette as _cassette  # noqa: E402
 from mockrealtime.core.cassette_writer import save  # noqa: E402
 from mockrealtime.core.cassette import Cassette, Close, RecordedEvent, Session  # noqa: E402
 
-from _loopback import measure_answer, measure_latency, measure_push, pct, serve_forever  # noqa: E402
+from _loopback import measure_answer, measure_latency, measure_push, pct, serve_forever, server_process  # noqa: E402
 
 
 def monologue(minutes: float, name: str = "monologue") -> Cassette:
@@ -139,23 +139,18 @@ def run_mock(directory: str, port_queue: multiprocessing.Queue, lag: Any = None)
 
 def measure_server(target, directory: str, rounds: int, warm_runs: int, first_runs: int) -> dict[str, float]:
     """One fresh server process: its first push and latency batch (cold), then ``warm_runs`` more."""
-    ctx = multiprocessing.get_context("spawn")
-    q = ctx.Queue()
-    lag = ctx.Value("d", -1.0, lock=False)  # the server's longest loop hold (us), see _loopback.watch_loop
-    proc = ctx.Process(target=target, args=(directory, q, lag), daemon=True)
-    proc.start()
-    try:
-        url = f"ws://127.0.0.1:{q.get(timeout=120)}"
+    lag = multiprocessing.get_context("spawn").Value("d", -1.0, lock=False)  # the server's longest loop hold (us), see _loopback.watch_loop
+    with server_process(target, directory, lag) as (url, pid):
         cold_push, frames = asyncio.run(measure_push(url + "/c/monologue/v1/realtime"))
         cold_lat = asyncio.run(measure_latency(url + "/c/pingpong/v1/realtime", min(rounds, 200), BETA))
         pushes, lat = [], []
         push_cpu = lat_cpu = 0.0
         for _ in range(warm_runs):
-            c0 = server_cpu_s(proc.pid)
+            c0 = server_cpu_s(pid)
             pushes.append(asyncio.run(measure_push(url + "/c/monologue/v1/realtime"))[0])
-            c1 = server_cpu_s(proc.pid)
+            c1 = server_cpu_s(pid)
             lat += asyncio.run(measure_latency(url + "/c/pingpong/v1/realtime", rounds, BETA))
-            c2 = server_cpu_s(proc.pid)
+            c2 = server_cpu_s(pid)
             push_cpu, lat_cpu = push_cpu + c1 - c0, lat_cpu + c2 - c1
         # cold: the client idles a second first, for both servers (the mockrealtime client waits
         # longer still, while the server loads the cassette): a VM's idle CPU wakes in up to ms
@@ -168,9 +163,6 @@ def measure_server(target, directory: str, rounds: int, warm_runs: int, first_ru
             asyncio.run(measure_push(url + "/c/monologue/v1/realtime"))
             holds.append(lag.value)
             lag.value = -1.0
-    finally:
-        proc.terminate()
-        proc.join()
     return {"cold_push": cold_push, "warm_push": statistics.median(pushes), "frames": frames,
             "cold_p50": pct(cold_lat, 0.5), "p50": pct(lat, 0.5), "p99": pct(lat, 0.99),
             "cold_first": cold_first, "warm_first": statistics.median(firsts), "answer_frames": answer_frames,
