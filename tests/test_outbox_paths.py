@@ -17,6 +17,11 @@ def srv(at_ms: float, n: int, body: dict) -> RecordedEvent:
     return RecordedEvent.make("server", at_ms, {"event_id": f"event_{n}", **body})
 
 
+def created() -> RecordedEvent:
+    """The session.created every recording here opens with."""
+    return RecordedEvent.make("server", 0, {"type": "session.created", "event_id": "event_0", "session": {"type": "realtime"}})
+
+
 def audio(item: str, n_bytes: int) -> dict:
     return {"type": "response.output_audio.delta", "response_id": "resp_1", "item_id": item, "output_index": 0,
             "content_index": 0, "delta": base64.b64encode(bytes(n_bytes)).decode()}
@@ -33,7 +38,7 @@ TEXT = "response.output_text.delta"
 
 def interleaved() -> Cassette:
     """Deltas of two items and of two parts of one item, back to back, the run ending on a delta."""
-    events = [RecordedEvent.make("server", 0, {"type": "session.created", "event_id": "event_0", "session": {"type": "realtime"}}),
+    events = [created(),
               RecordedEvent.make("client", 1, {"type": "response.create"})]
     bodies = [{"type": "response.created", "response": {"id": "resp_1", "status": "in_progress", "output": []}}]
     for k in range(2):
@@ -158,7 +163,7 @@ def recorded_errors() -> Cassette:
         return srv(3 + n, n, {"type": "error", "error": {"type": "invalid_request_error", "code": f"c{n}", "message": "m",
                                                           "param": None, "event_id": event_id}})
     return Cassette(name="errs", dialect="ga", sessions=[Session([
-        RecordedEvent.make("server", 0, {"type": "session.created", "event_id": "event_0", "session": {"type": "realtime"}}),
+        created(),
         RecordedEvent.make("client", 1, {"type": "response.create", "event_id": "rec_rc",
                                          "response": {"metadata": {"k": "recorded"}}}),
         srv(2, 1, {"type": "response.created", "response": {"id": "resp_1", "status": "in_progress", "metadata": {"k": "recorded"}}}),
@@ -200,7 +205,7 @@ def test_frames_after_a_client_chose_an_id_still_carry_this_connections_event_id
 
 def test_a_recorded_close_after_the_last_frame_is_sent_once_then_nothing():
     c = Cassette(name="c", dialect="ga", sessions=[Session([
-        RecordedEvent.make("server", 0, {"type": "session.created", "event_id": "event_0", "session": {"type": "realtime"}}),
+        created(),
         RecordedEvent.make("client", 1, {"type": "response.create"}),
         srv(2, 1, {"type": "response.created", "response": {"id": "resp_1", "status": "in_progress"}}),
     ], Close("server", 1000, ""))])
@@ -226,7 +231,7 @@ def call_then_close(close: Close | None = None) -> Cassette:
     bodies += [{"type": "response.function_call_arguments.delta", "response_id": "resp_1", "item_id": "fc_1",
                 "output_index": 0, "call_id": "call_1", "delta": d} for d in ('{"a"', ": ", "1}")]
     bodies += [audio("item_x", 480), audio("item_x", 480)]
-    events = [RecordedEvent.make("server", 0, {"type": "session.created", "event_id": "event_0", "session": {"type": "realtime"}}),
+    events = [created(),
               RecordedEvent.make("client", 1, {"type": "response.create"})]
     events += [srv(2 + i, i + 1, body) for i, body in enumerate(bodies)]
     return Cassette(name="call", dialect="ga", sessions=[Session(events, close)])
@@ -326,7 +331,7 @@ def test_a_cancel_at_pace_zero_stops_the_rest_in_the_utf8_path_too():
 def test_an_arguments_delta_without_text_adds_nothing():
     item = {"id": "fc_1", "type": "function_call", "call_id": "call_1", "name": "f", "arguments": ""}
     c = Cassette(name="args", dialect="ga", sessions=[Session([
-        RecordedEvent.make("server", 0, {"type": "session.created", "event_id": "event_0", "session": {"type": "realtime"}}),
+        created(),
         RecordedEvent.make("client", 1, {"type": "response.create"}),
         srv(2, 1, {"type": "response.created", "response": {"id": "resp_1", "status": "in_progress", "output": []}}),
         srv(3, 2, {"type": "response.output_item.added", "response_id": "resp_1", "output_index": 0, "item": item}),
@@ -369,7 +374,7 @@ def with_answer_after() -> Cassette:
     cannot make (output_audio_buffer.clear)."""
     bodies = [{"type": "response.created", "response": {"id": "resp_1", "status": "in_progress", "output": []}},
               audio("item_x", 480), audio("item_x", 480), {"type": "rate_limits.updated", "rate_limits": []}]
-    events = [RecordedEvent.make("server", 0, {"type": "session.created", "event_id": "event_0", "session": {"type": "realtime"}}),
+    events = [created(),
               RecordedEvent.make("client", 1, {"type": "response.create"})]
     events += [srv(at, i + 1, body) for i, (at, body) in enumerate(zip((2, 3, 4, 12), bodies, strict=True))]
     events += [RecordedEvent.make("client", 13, {"type": "output_audio_buffer.clear"}), srv(14, 9, {"type": "output_audio_buffer.cleared"})]
@@ -403,7 +408,7 @@ def test_an_input_transcription_replayed_is_what_the_session_model_keeps():
 @pytest.mark.parametrize("as_bytes", [False, True])
 def test_a_recorded_delta_that_names_no_item_is_replayed_as_recorded(as_bytes):
     c = Cassette(name="noitem", dialect="ga", sessions=[Session([
-        RecordedEvent.make("server", 0, {"type": "session.created", "event_id": "event_0", "session": {"type": "realtime"}}),
+        created(),
         RecordedEvent.make("client", 1, {"type": "response.create"}),
         srv(2, 1, {"type": "response.output_text.delta", "response_id": "resp_1", "output_index": 0, "content_index": 0,
                    "delta": "hi"}),
